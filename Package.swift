@@ -1,0 +1,36 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Dependencies point one way: CKVM → KVM → X86 → GuestImage → XenPV → VMM → xeno.
+// The per-guest process (xeno run) links no Foundation: it costs ~10 MiB RSS.
+let package = Package(
+    name: "Xenolith",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "xeno", targets: ["xeno"]),
+    ],
+    targets: [
+        // linux/kvm.h request numbers and ioctl shims Swift cannot import.
+        .target(name: "CKVM"),
+        // Xen's public ABI headers as Debian's libxen-dev installs them.
+        .target(name: "CXen"),
+        // Typed wrappers over /dev/kvm: system, VM, vCPU, memory slots.
+        .target(name: "KVM", dependencies: ["CKVM"]),
+        // x86-64 architecture facts and the instruction decoder/emulator.
+        .target(name: "X86"),
+        // bzImage, LZ4 legacy frames, ELF64 and Xen ELF notes.
+        .target(name: "GuestImage"),
+        // The Xen x86-64 PV ABI on KVM: domain builder, trampoline, hypercalls,
+        // MMU validation, event channels, time, console.
+        .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "CXen"]),
+        // Assembles a guest from options, runs vCPU threads, console, lifecycle.
+        .target(name: "VMM", dependencies: ["XenPV", "KVM"]),
+        .executableTarget(name: "xeno", dependencies: ["VMM"]),
+        .testTarget(name: "KVMTests", dependencies: ["KVM"]),
+        .testTarget(name: "X86Tests", dependencies: ["X86"]),
+        .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
+        .testTarget(name: "XenPVTests", dependencies: ["XenPV", "VMM"]),
+        .testTarget(name: "CLITests", dependencies: []),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,159 @@
+// Shims for the parts of linux/kvm.h that Swift cannot import: the request
+// numbers are function-like macros and ioctl(2) is variadic.
+#ifndef CKVM_H
+#define CKVM_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <linux/kvm.h>
+#include <sys/mman.h>
+#include <signal.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+static inline unsigned long ckvm_get_api_version(void) { return KVM_GET_API_VERSION; }
+static inline unsigned long ckvm_create_vm(void) { return KVM_CREATE_VM; }
+static inline unsigned long ckvm_check_extension(void) { return KVM_CHECK_EXTENSION; }
+static inline unsigned long ckvm_get_vcpu_mmap_size(void) { return KVM_GET_VCPU_MMAP_SIZE; }
+static inline unsigned long ckvm_get_supported_cpuid(void) { return KVM_GET_SUPPORTED_CPUID; }
+static inline unsigned long ckvm_create_vcpu(void) { return KVM_CREATE_VCPU; }
+static inline unsigned long ckvm_set_user_memory_region(void) { return KVM_SET_USER_MEMORY_REGION; }
+static inline unsigned long ckvm_set_tss_addr(void) { return KVM_SET_TSS_ADDR; }
+static inline unsigned long ckvm_set_identity_map_addr(void) { return KVM_SET_IDENTITY_MAP_ADDR; }
+static inline unsigned long ckvm_run(void) { return KVM_RUN; }
+static inline unsigned long ckvm_get_regs(void) { return KVM_GET_REGS; }
+static inline unsigned long ckvm_set_regs(void) { return KVM_SET_REGS; }
+static inline unsigned long ckvm_get_sregs(void) { return KVM_GET_SREGS; }
+static inline unsigned long ckvm_set_sregs(void) { return KVM_SET_SREGS; }
+static inline unsigned long ckvm_get_msrs(void) { return KVM_GET_MSRS; }
+static inline unsigned long ckvm_set_msrs(void) { return KVM_SET_MSRS; }
+static inline unsigned long ckvm_set_cpuid2(void) { return KVM_SET_CPUID2; }
+static inline unsigned long ckvm_get_fpu(void) { return KVM_GET_FPU; }
+static inline unsigned long ckvm_set_fpu(void) { return KVM_SET_FPU; }
+static inline unsigned long ckvm_get_tsc_khz(void) { return KVM_GET_TSC_KHZ; }
+static inline unsigned long ckvm_get_dirty_log(void) { return KVM_GET_DIRTY_LOG; }
+static inline unsigned long ckvm_create_irqchip(void) { return KVM_CREATE_IRQCHIP; }
+static inline unsigned long ckvm_create_pit2(void) { return KVM_CREATE_PIT2; }
+static inline unsigned long ckvm_irq_line(void) { return KVM_IRQ_LINE; }
+static inline unsigned long ckvm_get_xcrs(void) { return KVM_GET_XCRS; }
+static inline unsigned long ckvm_set_xcrs(void) { return KVM_SET_XCRS; }
+
+/// ioctl(2) with a pointer argument, non-variadic for Swift.
+static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *arg) {
+    return ioctl(fd, request, arg);
+}
+/// ioctl(2) with an integer argument.
+static inline int ckvm_ioctl_int(int fd, unsigned long request, unsigned long arg) {
+    return ioctl(fd, request, arg);
+}
+
+/// Offsets into struct kvm_run's exit union, so Swift reads them without
+/// importing the anonymous unions.
+static inline struct kvm_run *ckvm_run_cast(void *p) { return (struct kvm_run *)p; }
+
+
+// Accessors for kvm_run's anonymous exit union.
+static inline uint32_t ckvm_exit_reason(struct kvm_run *r) { return r->exit_reason; }
+static inline void ckvm_set_immediate_exit(struct kvm_run *r, uint8_t v) { r->immediate_exit = v; }
+static inline uint8_t ckvm_io_direction(struct kvm_run *r) { return r->io.direction; }
+static inline uint8_t ckvm_io_size(struct kvm_run *r) { return r->io.size; }
+static inline uint16_t ckvm_io_port(struct kvm_run *r) { return r->io.port; }
+static inline uint32_t ckvm_io_count(struct kvm_run *r) { return r->io.count; }
+static inline uint64_t ckvm_io_data_offset(struct kvm_run *r) { return r->io.data_offset; }
+static inline uint64_t ckvm_mmio_address(struct kvm_run *r) { return r->mmio.phys_addr; }
+static inline uint32_t ckvm_mmio_length(struct kvm_run *r) { return r->mmio.len; }
+static inline uint8_t ckvm_mmio_is_write(struct kvm_run *r) { return r->mmio.is_write; }
+static inline uint8_t *ckvm_mmio_data(struct kvm_run *r) { return r->mmio.data; }
+static inline uint32_t ckvm_internal_suberror(struct kvm_run *r) { return r->internal.suberror; }
+static inline uint32_t ckvm_internal_ndata(struct kvm_run *r) { return r->internal.ndata; }
+static inline uint64_t ckvm_internal_data(struct kvm_run *r, uint32_t i) { return i < 16 ? r->internal.data[i] : 0; }
+static inline uint64_t ckvm_fail_entry_reason(struct kvm_run *r) { return r->fail_entry.hardware_entry_failure_reason; }
+static inline uint32_t ckvm_system_event_type(struct kvm_run *r) { return r->system_event.type; }
+static inline uint32_t ckvm_exception_vector(struct kvm_run *r) { return r->ex.exception; }
+static inline uint32_t ckvm_exception_error(struct kvm_run *r) { return r->ex.error_code; }
+
+/// memfd_create(2), which glibc declares only under _GNU_SOURCE.
+static inline int ckvm_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+#include <stdio.h>
+/// Line-buffers stdout (Swift 6 cannot touch the C global directly).
+static inline void ckvm_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+static inline void ckvm_flush_stdout(void) { fflush(stdout); }
+
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <x86intrin.h>
+
+static inline uint64_t ckvm_rdtsc(void) { return __rdtsc(); }
+static inline int ckvm_gettid(void) { return (int)syscall(SYS_gettid); }
+static inline unsigned long ckvm_set_signal_mask_request(void) { return KVM_SET_SIGNAL_MASK; }
+
+/// KVM_SET_SIGNAL_MASK: the signal mask in force while the vCPU runs guest code.
+static inline int ckvm_set_signal_mask(int vcpu_fd, const sigset_t *mask) {
+    char buf[sizeof(struct kvm_signal_mask) + 8];
+    struct kvm_signal_mask *m = (struct kvm_signal_mask *)buf;
+    m->len = 8;
+    __builtin_memcpy(m->sigset, mask, 8);
+    return ioctl(vcpu_fd, KVM_SET_SIGNAL_MASK, m);
+}
+
+/// A POSIX timer that sends `signo` to thread `tid` on expiry.
+static inline int ckvm_thread_timer_create(int tid, int signo, timer_t *out) {
+    struct sigevent ev;
+    __builtin_memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = signo;
+    ev._sigev_un._tid = tid;
+    return timer_create(CLOCK_MONOTONIC, &ev, out);
+}
+
+/// Arms `t` for absolute CLOCK_MONOTONIC time `ns` (0 disarms).
+static inline int ckvm_timer_arm_absolute(timer_t t, uint64_t ns) {
+    struct itimerspec its;
+    __builtin_memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = ns / 1000000000ull;
+    its.it_value.tv_nsec = ns % 1000000000ull;
+    return timer_settime(t, ns ? TIMER_ABSTIME : 0, &its, NULL);
+}
+
+/// Consumes a pending `signo` without blocking (after KVM_RUN returned EINTR).
+static inline int ckvm_consume_signal(int signo, long timeout_ns) {
+    sigset_t set; sigemptyset(&set); sigaddset(&set, signo);
+    struct timespec ts = { timeout_ns / 1000000000l, timeout_ns % 1000000000l };
+    return sigtimedwait(&set, NULL, &ts);
+}
+
+static inline void ckvm_block_signal(int signo) {
+    sigset_t set; sigemptyset(&set); sigaddset(&set, signo);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static inline int ckvm_unblocked_mask_without(int signo, sigset_t *out) {
+    pthread_sigmask(SIG_SETMASK, NULL, out);
+    return sigdelset(out, signo);
+}
+
+static inline uint64_t ckvm_monotonic_ns(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+static inline uint64_t ckvm_realtime_ns(void) {
+    struct timespec ts; clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/// Atomic read-modify-write on guest memory the guest updates concurrently
+/// (event bitmaps, upcall flags).
+static inline uint64_t ckvm_atomic_or64(void *p, uint64_t v) { return __atomic_fetch_or((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t ckvm_atomic_and64(void *p, uint64_t v) { return __atomic_fetch_and((uint64_t *)p, v, __ATOMIC_SEQ_CST); }
+static inline uint8_t ckvm_atomic_xchg8(void *p, uint8_t v) { return __atomic_exchange_n((uint8_t *)p, v, __ATOMIC_SEQ_CST); }
+static inline uint64_t ckvm_atomic_cmpxchg64(void *p, uint64_t expected, uint64_t desired) {
+    __atomic_compare_exchange_n((uint64_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;
+}
+static inline void ckvm_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+#endif

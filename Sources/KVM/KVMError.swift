@@ -1,0 +1,16 @@
+import Glibc
+
+/// A failed KVM operation: which request failed and the errno it returned.
+public struct KVMError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let errno: Int32
+
+    public init(_ operation: String, errno: Int32 = Glibc.errno) {
+        self.operation = operation
+        self.errno = errno
+    }
+
+    public var description: String {
+        "\(operation): \(String(cString: strerror(errno)))"
+    }
+}

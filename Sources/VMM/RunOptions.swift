@@ -1,0 +1,86 @@
+import Glibc
+
+/// What `xeno run` was asked to do.
+public struct RunOptions: Sendable {
+    public enum Mode: Sendable { case pv, hvm }
+    public var kernel: String?
+    public var initrd: String?
+    public var cmdline: String?
+    public var memoryBytes: UInt64 = 512 << 20
+    public var vcpus = 1
+    public var name = "xenolith"
+    public var mode = Mode.pv
+    public var command: [String] = []
+    public var reboot = true
+
+    public init() {}
+
+    public struct UsageError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Parses `xeno run`'s arguments.
+    public static func parse(_ args: [String]) throws -> RunOptions {
+        var o = RunOptions()
+        var i = 0
+        func value(_ flag: String) throws -> String {
+            i += 1
+            guard i < args.count else { throw UsageError("\(flag) needs a value") }
+            return args[i]
+        }
+        while i < args.count {
+            let a = args[i]
+            switch a {
+            case "--kernel": o.kernel = try value(a)
+            case "--initrd": o.initrd = try value(a)
+            case "--cmdline": o.cmdline = try value(a)
+            case "--memory", "-m": o.memoryBytes = try parseSize(try value(a))
+            case "--vcpus", "-c":
+                let v = try value(a)
+                guard let n = Int(v) else { throw UsageError("--vcpus: '\(v)' is not a number") }
+                o.vcpus = n
+            case "--name": o.name = try value(a)
+            case "--pv": o.mode = .pv
+            case "--hvm": o.mode = .hvm
+            case "--no-reboot": o.reboot = false
+            case "--":
+                o.command = Array(args[(i + 1)...])
+                i = args.count
+                continue
+            default:
+                throw UsageError("unknown option '\(a)'")
+            }
+            i += 1
+        }
+        guard o.vcpus >= 1 && o.vcpus <= 32 else {
+            throw UsageError("--vcpus \(o.vcpus): a guest has 1 to 32 vCPUs")
+        }
+        return o
+    }
+
+    /// "512", "512M", "1G", "1536MiB" → bytes; a bare number is MiB, as in xl.
+    public static func parseSize(_ s: String) throws -> UInt64 {
+        var digits = Substring(s)
+        var unit: UInt64 = 1 << 20
+        let suffixes: [(String, UInt64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30),
+                                            ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30),
+                                            ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30)]
+        for (suffix, u) in suffixes where digits.hasSuffix(suffix) {
+            digits = digits.dropLast(suffix.count); unit = u; break
+        }
+        guard let n = UInt64(digits), n > 0 else { throw UsageError("memory size '\(s)' does not parse (try 512M or 2G)") }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: unit)
+        guard !overflow else { throw UsageError("memory size '\(s)' is too large") }
+        guard bytes >= 64 << 20 else { throw UsageError("memory size '\(s)' is below the 64 MiB minimum") }
+        let host = hostMemoryBytes()
+        guard host == 0 || bytes <= host else {
+            throw UsageError("memory size '\(s)' exceeds the host's \(host >> 20) MiB")
+        }
+        return (bytes + (2 << 20) - 1) & ~UInt64((2 << 20) - 1)
+    }
+
+    static func hostMemoryBytes() -> UInt64 {
+        UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}

@@ -1,0 +1,133 @@
+import CKVM
+import Glibc
+import GuestImage
+import Synchronization
+import XenPV
+
+/// Runs one guest in the foreground: console on this terminal (raw mode,
+/// Ctrl-] detaches) or plain stdio when piped.
+public enum Runner {
+    public static func run(_ options: RunOptions) -> Int32 {
+        if options.mode == .hvm {
+            fail("HVM mode is not available yet in this build; run without --hvm for a PV guest")
+            return 2
+        }
+        if access("/dev/kvm", F_OK) != 0 {
+            fail("/dev/kvm does not exist: this host has no KVM (load the kvm module)")
+            return 1
+        }
+        if access("/dev/kvm", R_OK | W_OK) != 0 {
+            fail("no permission to use /dev/kvm (run as root or join the kvm group)")
+            return 1
+        }
+        let kernelPath = options.kernel ?? Kit.kernel
+        let initrdPath = options.initrd ?? (options.kernel == nil ? Kit.initrd : nil)
+        if options.kernel == nil && !Kit.isBuilt {
+            fail("the default guest kit is not built: run 'xeno kit' (or scripts/build-kit.sh) first")
+            return 1
+        }
+        let kernel: GuestKernel
+        do {
+            kernel = try GuestKernel.load(path: kernelPath)
+        } catch {
+            fail("\(kernelPath): \(error)")
+            return 1
+        }
+        guard kernel.xen != nil else {
+            fail("\(kernelPath): kernel has no Xen PV support (no Xen ELF notes); boot it with --hvm")
+            return 1
+        }
+        var initrd: [UInt8]? = nil
+        if let initrdPath {
+            do {
+                initrd = try readWholeFile(initrdPath, limit: Int(min(options.memoryBytes / 2, 1 << 31)))
+            } catch {
+                fail("initrd \(initrdPath): \(error)")
+                return 1
+            }
+        }
+        var cmdline = options.cmdline ?? "console=hvc0"
+        if !options.command.isEmpty { cmdline += " -- " + options.command.joined(separator: " ") }
+
+        blockControlSignals()
+        let terminal = Terminal()
+        var status: Int32 = 0
+        while true {
+            let domain: PVDomain
+            do {
+                domain = try PVDomain(
+                    config: PVDomainConfig(name: options.name, memoryBytes: options.memoryBytes,
+                                           vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd),
+                    consoleOutput: { bytes in Terminal.writeOut(bytes) })
+            } catch {
+                terminal.restore()
+                fail("\(error)")
+                return 1
+            }
+            let input = ConsoleInput(domain: domain, terminal: terminal)
+            input.start()
+            let signals = SignalWatcher(domain: domain)
+            signals.start()
+            let reason = domain.run()
+            input.stop()
+            switch reason {
+            case .poweroff: status = 0
+            case .reboot:
+                if options.reboot { continue }
+                status = 0
+            case .crash(let message):
+                terminal.restore()
+                fail("guest '\(options.name)' crashed: \(message)")
+                status = 3
+            case .stopped:
+                status = signals.received == 0 ? 0 : 128 + signals.received
+            }
+            break
+        }
+        terminal.restore()
+        return status
+    }
+
+    static func fail(_ message: String) {
+        let line = "xeno: \(message)\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    private static func blockControlSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT); sigaddset(&set, SIGTERM); sigaddset(&set, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+}
+
+/// Waits for SIGINT/SIGTERM/SIGHUP and stops the guest cleanly.
+final class SignalWatcher: @unchecked Sendable {
+    let domain: PVDomain
+    private let got = Atomic<Int32>(0)
+    var received: Int32 { got.load(ordering: .acquiring) }
+    init(domain: PVDomain) { self.domain = domain }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            let me = Unmanaged<SignalWatcher>.fromOpaque(arg!).takeRetainedValue()
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, SIGINT); sigaddset(&set, SIGTERM); sigaddset(&set, SIGHUP)
+            var sig: Int32 = 0
+            while me.domain.exitReason == nil {
+                var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
+                sig = sigtimedwait(&set, nil, &ts)
+                if sig > 0 {
+                    me.got.store(sig, ordering: .releasing)
+                    me.domain.end(.stopped)
+                    break
+                }
+            }
+            return nil
+        }, box)
+        pthread_detach(t)
+    }
+}

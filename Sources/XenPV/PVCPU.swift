@@ -1,0 +1,548 @@
+import CKVM
+import Glibc
+import KVM
+import Synchronization
+import X86
+
+/// The guest's register state while the VMM handles an entry: GPRs as KVM
+/// reports them, with rip/rsp/rflags/cs/ss of the interrupted guest context.
+struct GuestContext {
+    var regs = Registers()
+    var cs: UInt64 = UInt64(Layout.flatKernelCS)
+    var ss: UInt64 = UInt64(Layout.flatKernelSS)
+}
+
+/// One PV vCPU: its KVM vCPU, the architectural state Xen keeps for it, and
+/// the entry/return paths through the trampoline.
+final class PVCPU: @unchecked Sendable {
+    unowned let domain: PVDomain
+    let id: Int
+    let kvm: VCPU
+    var vcpuInfo: UnsafeMutableRawPointer
+    let perCPU: UInt64
+    let frame: UnsafeMutableRawPointer
+    let replayArea: UnsafeMutablePointer<UInt64>
+    let stackTop: UnsafeMutableRawPointer
+
+    // PV architectural state (Xen's struct vcpu / pv_vcpu).
+    var inKernel = true
+    var kernelCR3: UInt64 = 0
+    var userCR3: UInt64 = 0
+    var hardwareCR3: UInt64 = 0
+    var kernelSS: UInt64 = 0
+    var kernelSP: UInt64 = 0
+    var fsBase: UInt64 = 0
+    var gsBaseKernel: UInt64 = 0
+    var gsBaseUser: UInt64 = 0
+    var trapAddress = [UInt64](repeating: 0, count: 256)
+    var trapFlags = [UInt8](repeating: 0, count: 256)
+    var eventCallback: UInt64 = 0
+    var failsafeCallback: UInt64 = 0
+    var syscallCallback: UInt64 = 0
+    var syscallMasksEvents = false
+    var runstateVirtual: UInt64 = 0
+    var timerDeadline: UInt64 = 0
+    var gdtFrames: [UInt64] = []
+    var ldtBase: UInt64 = 0, ldtEntries: UInt64 = 0
+
+    var ctx = GuestContext()
+    var replay: [UInt64] = []
+    private var replayCursor = 0
+    var flushKind: UInt64 = 0
+    var invlpgList: [UInt64] = []
+    var segmentsDirty = false
+    private var atCPL0 = false
+
+    // Cross-thread state.
+    let online = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    private let threadID = Atomic<Int32>(0)
+    private let running = Atomic<Bool>(false)
+    let remoteFlush = Atomic<Bool>(false)
+    private var timer: timer_t?
+    private var pthread = pthread_t()
+    private let pthreadReady = Atomic<Bool>(false)
+
+    // Statistics.
+    var exits: UInt64 = 0
+    var hypercallCounts = [UInt64](repeating: 0, count: 64)
+
+    init(domain: PVDomain, id: Int, vcpu: VCPU) throws {
+        self.domain = domain
+        self.id = id
+        self.kvm = vcpu
+        self.vcpuInfo = domain.sharedInfo + id * 64
+        perCPU = Layout.perCPUVirtual(id)
+        let hv = domain.hypervisor
+        frame = hv.hostPointer(virtual: perCPU + Layout.frameOffset)!
+        replayArea = hv.hostPointer(virtual: perCPU + Layout.replayOffset)!.assumingMemoryBound(to: UInt64.self)
+        stackTop = hv.hostPointer(virtual: perCPU + Layout.stackOffset + 4096)! + 4096
+        replay.reserveCapacity(Layout.replayCapacity)
+        try setupCPUID()
+    }
+
+    // MARK: Set-up
+
+    private func setupCPUID() throws {
+        let policy = CPUIDPolicy.shared(domain.kvm)
+        try kvm.setCPUID(policy.entries(forVCPU: id, count: domain.config.vcpus))
+    }
+
+    /// Initial state of a vCPU (vCPU 0 from the builder; others from VCPUOP_initialise).
+    func setupBoot(entry: UInt64, stack: UInt64, startInfo: UInt64, cr3: UInt64) throws {
+        kernelCR3 = cr3
+        hardwareCR3 = cr3
+        kernelSS = UInt64(Layout.flatKernelSS)
+        kernelSP = stack
+        ctx.regs = Registers()
+        ctx.regs.rip = entry
+        ctx.regs.rsp = stack
+        ctx.regs.rsi = startInfo
+        ctx.regs.rflags = 0x202
+        ctx.cs = UInt64(Layout.flatKernelCS)
+        ctx.ss = UInt64(Layout.flatKernelSS)
+        try loadInitialState()
+        online.store(true, ordering: .releasing)
+    }
+
+    private func segment(_ selector: UInt16, code: Bool, dpl: UInt8) -> Segment {
+        var s = Segment()
+        s.selector = selector; s.limit = 0xffff_ffff; s.present = 1; s.dpl = dpl; s.s = 1; s.g = 1
+        s.type = code ? 0xb : 0x3; s.l = code ? 1 : 0; s.db = code ? 0 : 1
+        return s
+    }
+
+    /// Puts the KVM vCPU at the trampoline's CPL0 with the tables of this
+    /// vCPU; the first return to the guest goes through the return stub.
+    func loadInitialState() throws {
+        var s = try kvm.specialRegisters()
+        s.cs = segment(Layout.hypervisorCS, code: true, dpl: 0)
+        s.ss = segment(Layout.hypervisorDS, code: false, dpl: 0)
+        var null = Segment(); null.unusable = 1
+        s.ds = null; s.es = null; s.fs = null; s.gs = null; s.ldt = null
+        s.fs.base = fsBase; s.gs.base = gsBaseKernel
+        var tr = Segment()
+        tr.selector = Layout.tssSelector; tr.base = perCPU + Layout.tssOffset; tr.limit = 103
+        tr.type = 11; tr.present = 1
+        s.tr = tr
+        s.gdt.base = perCPU + Layout.gdtOffset; s.gdt.limit = 0xffff
+        s.idt.base = Layout.trampolineVirtual + Layout.idtOffset; s.idt.limit = 0xfff
+        s.cr0 = 0x8005_0033                  // PG WP NE ET MP PE
+        s.cr4 = 0x20 | 0x200 | 0x400 | 0x10_0000   // PAE OSFXSR OSXMMEXCPT SMEP
+        s.efer = 0xd01                       // NXE LMA LME SCE
+        s.cr3 = hardwareCR3
+        try kvm.setSpecialRegisters(s)
+        try kvm.writeMSRs([
+            (0xC000_0082, Layout.trampolineVirtual + Layout.syscallOffset),      // LSTAR
+            (0xC000_0081, (UInt64(Layout.flatRing3CS32) << 48) | (UInt64(Layout.hypervisorCS) << 32)),
+            (0xC000_0084, 0x4_0700),          // SFMASK: TF IF DF AC
+            (0xC000_0100, fsBase), (0xC000_0101, gsBaseKernel), (0xC000_0102, gsBaseUser),
+        ])
+        atCPL0 = true
+        segmentsDirty = false
+    }
+
+    // MARK: Thread
+
+    func threadMain() {
+        do {
+            try kvm.prepareKickSignal()
+        } catch {
+            domain.end(.crash("vCPU \(id): \(error)"))
+            return
+        }
+        pthread = pthread_self()
+        threadID.store(ckvm_gettid(), ordering: .releasing)
+        pthreadReady.store(true, ordering: .releasing)
+        var t: timer_t? = nil
+        if ckvm_thread_timer_create(ckvm_gettid(), VCPU.kickSignal, &t) == 0 { timer = t }
+        defer { if let timer { timer_delete(timer) } }
+
+        while !stopping.load(ordering: .acquiring) && !online.load(ordering: .acquiring) {
+            _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
+        }
+        do {
+            if !stopping.load(ordering: .acquiring) { try returnToGuest() }
+            while !stopping.load(ordering: .acquiring) {
+                running.store(true, ordering: .releasing)
+                let exit = try kvm.enter()
+                running.store(false, ordering: .releasing)
+                exits &+= 1
+                try handle(exit)
+            }
+        } catch let failure as GuestFailure {
+            domain.end(.crash("vCPU \(id): \(failure.message)\n\(registerDump())"))
+        } catch {
+            domain.end(.crash("vCPU \(id): \(error)\n\(registerDump())"))
+        }
+    }
+
+    /// Interrupts KVM_RUN or a blocked wait on this vCPU's thread.
+    func kick() {
+        guard pthreadReady.load(ordering: .acquiring) else { return }
+        pthread_kill(pthread, VCPU.kickSignal)
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        kick()
+    }
+
+    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+
+    /// Marks selector `word` and upcall_pending; wakes the vCPU if newly pending.
+    func markPending(selector word: Int) {
+        let bit = UInt64(1) << UInt64(word)
+        let old = ckvm_atomic_or64(vcpuInfo + 8, bit)
+        if old & bit != 0 { return }
+        let was = ckvm_atomic_xchg8(vcpuInfo, 1)
+        if was == 0 { kick() }
+    }
+
+    var upcallPending: Bool { vcpuInfo.load(as: UInt8.self) != 0 }
+    var upcallMask: Bool {
+        get { vcpuInfo.load(fromByteOffset: 1, as: UInt8.self) != 0 }
+        set { vcpuInfo.storeBytes(of: newValue ? 1 : 0, toByteOffset: 1, as: UInt8.self) }
+    }
+
+    // MARK: Entries
+
+    struct GuestFailure: Error { let message: String }
+
+    private func handle(_ exit: VMExit) throws {
+        switch exit {
+        case .io(let port, _, _, _, _) where port < TrampolinePort.vectorLimit:
+            try trapEntry(vector: Int(port))
+        case .io(let port, _, _, _, _) where port == TrampolinePort.replayRound:
+            try continueReplay()
+            return
+        case .interrupted:
+            VCPU.consumeKick()
+            var regs = try kvm.registers()
+            let s = try kvm.specialRegisters()
+            if s.cs.selector == Layout.hypervisorCS {
+                // Kicked inside the return stub: let it finish, look again soon.
+                if timerDeadline == 0 || timerDeadline > domain.time.systemTime + 100_000 {
+                    armTimer(at: domain.time.systemTime + 50_000)
+                }
+                _ = regs
+                return
+            }
+            regs.rflags |= 0x200
+            ctx.regs = regs
+            ctx.cs = UInt64(s.cs.selector)
+            ctx.ss = UInt64(s.ss.selector)
+            atCPL0 = false
+        default:
+            throw GuestFailure(message: "unexpected exit \(exit)")
+        }
+        checkTimer()
+        try returnToGuest()
+    }
+
+    static let tracing = getenv("XENO_TRACE") != nil
+
+    func trace(_ s: @autoclosure () -> String) {
+        guard Self.tracing else { return }
+        let line = "[vcpu\(id)] " + s() + "\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+
+    /// A vector stub exited: the CPU left the hardware frame on the TSS stack.
+    private func trapEntry(vector: Int) throws {
+        let regs = try kvm.registers()
+        atCPL0 = true
+        let top = stackTop.assumingMemoryBound(to: UInt64.self)
+        let hasError = Self.hasErrorCode(vector)
+        let error: UInt64 = hasError ? top[-6] : 0
+        ctx.regs = regs
+        ctx.regs.rip = top[-5]
+        ctx.cs = top[-4]
+        ctx.regs.rflags = top[-3]
+        ctx.regs.rsp = top[-2]
+        ctx.ss = top[-1]
+        if vector == 13 && ctx.regs.rip == Layout.trampolineVirtual + Layout.syscallOffset {
+            // `syscall` landed at LSTAR; its `out` faulted. rcx/r11 are the
+            // return rip and rflags the instruction saved.
+            ctx.regs.rip = regs.rcx
+            ctx.regs.rflags = regs.r11
+            if inKernel {
+                trace("hypercall \(regs.rax) (\(String(regs.rdi, radix: 16)), \(String(regs.rsi, radix: 16)), \(String(regs.rdx, radix: 16))) at \(String(regs.rcx, radix: 16))")
+                try hypercall()
+            } else {
+                try syscallBounce()
+            }
+            return
+        }
+        trace("exception \(vector) error \(String(error, radix: 16)) at \(String(ctx.regs.rip, radix: 16)) \(inKernel ? "kernel" : "user")")
+        try exception(vector: vector, error: error)
+    }
+
+    static func hasErrorCode(_ v: Int) -> Bool { v == 8 || (10...14).contains(v) || v == 17 || v == 21 }
+
+    // MARK: Returns
+
+    /// Builds the return frame and points the vCPU at the return stub.
+    func returnToGuest() throws {
+        if remoteFlush.exchange(false, ordering: .acquiringAndReleasing) { flushKind = 1 }
+        if upcallPending && !upcallMask && eventCallback != 0 {
+            try bounce(to: eventCallback, error: nil, maskEvents: true)
+        }
+        replayCursor = 0
+        try writeFrameAndEnter()
+    }
+
+    private func continueReplay() throws {
+        try writeFrameAndEnter()
+    }
+
+    private func writeFrameAndEnter() throws {
+        let f = frame.assumingMemoryBound(to: UInt64.self)
+        let desiredCR3 = inKernel ? kernelCR3 : userCR3
+        let remaining = replay.count - replayCursor
+        let chunk = min(remaining, Layout.replayCapacity)
+        let last = chunk == remaining
+        let needStub = chunk > 0 || (last && (desiredCR3 != hardwareCR3 || flushKind != 0))
+
+        // The iret frame the stub (or the fast path) returns through.
+        let iret = Trampoline.Frame.iret / 8
+        f[iret] = ctx.regs.rip
+        f[iret + 1] = ctx.cs | 3
+        f[iret + 2] = (ctx.regs.rflags | 0x200) & ~UInt64(0x3000 | 0x2_0000 | 0x100_0000)
+        f[iret + 3] = ctx.regs.rsp
+        f[iret + 4] = ctx.ss | 3
+
+        var k = ctx.regs
+        if needStub {
+            for i in 0..<chunk { replayArea[i] = Layout.directVirtual &+ replay[replayCursor + i] }
+            replayCursor += chunk
+            f[Trampoline.Frame.replayCount / 8] = UInt64(chunk)
+            f[Trampoline.Frame.replayList / 8] = perCPU + Layout.replayOffset
+            f[Trampoline.Frame.moreRounds / 8] = last ? 0 : 1
+            if last {
+                f[Trampoline.Frame.newCR3 / 8] = desiredCR3 != hardwareCR3 ? desiredCR3 : 0
+                var kind = flushKind
+                if kind == 2 && invlpgList.count > Trampoline.Frame.invlpgCapacity { kind = 1 }
+                if desiredCR3 != hardwareCR3 && kind == 1 { kind = 0 }   // the CR3 load flushes
+                f[Trampoline.Frame.flushKind / 8] = kind
+                if kind == 2 {
+                    for (i, a) in invlpgList.enumerated() { f[Trampoline.Frame.invlpgListOffset / 8 + i] = a }
+                    f[Trampoline.Frame.invlpgCount / 8] = UInt64(invlpgList.count)
+                    f[Trampoline.Frame.invlpgList / 8] = perCPU + Layout.frameOffset + UInt64(Trampoline.Frame.invlpgListOffset)
+                }
+                hardwareCR3 = desiredCR3
+                flushKind = 0
+                invlpgList.removeAll(keepingCapacity: true)
+                replay.removeAll(keepingCapacity: true)
+                replayCursor = 0
+            } else {
+                f[Trampoline.Frame.newCR3 / 8] = 0
+                f[Trampoline.Frame.flushKind / 8] = 0
+            }
+            f[Trampoline.Frame.swapGS / 8] = 0
+            f[Trampoline.Frame.rax / 8] = ctx.regs.rax
+            f[Trampoline.Frame.rcx / 8] = ctx.regs.rcx
+            f[Trampoline.Frame.rdx / 8] = ctx.regs.rdx
+            f[Trampoline.Frame.rdi / 8] = ctx.regs.rdi
+            f[Trampoline.Frame.rsi / 8] = ctx.regs.rsi
+            k.rip = Layout.trampolineVirtual + UInt64(Trampoline.returnFullOffset)
+            k.rsp = perCPU + Layout.frameOffset
+        } else {
+            k.rip = Layout.trampolineVirtual + UInt64(Trampoline.returnFastOffset)
+            k.rsp = perCPU + Layout.frameOffset + UInt64(Trampoline.Frame.iret)
+        }
+        k.rflags = 0x2
+        if !atCPL0 {
+            var s = try kvm.specialRegisters()
+            s.cs = segment(Layout.hypervisorCS, code: true, dpl: 0)
+            s.ss = segment(Layout.hypervisorDS, code: false, dpl: 0)
+            try kvm.setSpecialRegisters(s)
+            atCPL0 = true
+        }
+        if segmentsDirty {
+            try kvm.writeMSRs([(0xC000_0100, fsBase),
+                               (0xC000_0101, inKernel ? gsBaseKernel : gsBaseUser),
+                               (0xC000_0102, inKernel ? gsBaseUser : gsBaseKernel)])
+            segmentsDirty = false
+        }
+        try kvm.setRegisters(k)
+    }
+
+    // MARK: Mode switches and bounces
+
+    /// Xen's toggle_guest_mode: swap page tables and GS bases.
+    func toggleMode() throws {
+        if inKernel && userCR3 == 0 {
+            throw GuestFailure(message: "return to user mode without a user page table")
+        }
+        inKernel.toggle()
+        segmentsDirty = true
+    }
+
+    /// Bounces to a guest kernel handler with Xen's frame
+    /// (rcx, r11, [error], rip, cs, rflags, rsp, ss) — PV-NOTES 3.2.
+    func bounce(to handler: UInt64, error: UInt64?, maskEvents: Bool) throws {
+        let savedMask: UInt64 = upcallMask ? 1 : 0
+        var cs = ctx.cs
+        var sp: UInt64
+        var ss = ctx.ss
+        let oldRSP = ctx.regs.rsp
+        if !inKernel {
+            try toggleMode()
+            sp = kernelSP
+        } else {
+            sp = ctx.regs.rsp
+            cs &= ~3
+        }
+        var flags = ctx.regs.rflags & ~UInt64(0x3000)
+        if savedMask != 0 { flags &= ~0x200 } else { flags |= 0x200 }
+        var words: [UInt64] = [ctx.regs.rcx, ctx.regs.r11]
+        if let error { words.append(error) }
+        words += [ctx.regs.rip, (cs & 0xffff) | (savedMask << 32), flags, oldRSP, ss & 0xffff]
+        sp = (sp & ~15) - UInt64(words.count * 8)
+        guard writeGuest(words, at: sp) else {
+            throw GuestFailure(message: "cannot write a bounce frame at 0x\(String(sp, radix: 16)) (kernel stack unmapped)")
+        }
+        if maskEvents { upcallMask = true }
+        ctx.regs.rip = handler
+        ctx.regs.rsp = sp
+        ctx.cs = UInt64(Layout.flatKernelCS)
+        ss = UInt64(Layout.flatKernelSS)
+        ctx.ss = ss
+        ctx.regs.rflags = (ctx.regs.rflags & ~UInt64(0x100 | 0x4000 | 0x1_0000 | 0x2_0000 | 0x4_0000)) | 0x200
+    }
+
+    private func syscallBounce() throws {
+        guard syscallCallback != 0 else {
+            ctx.regs.rip &-= 2
+            try exception(vector: 6, error: 0)
+            return
+        }
+        ctx.regs.rflags &= ~UInt64(0x400)
+        try bounce(to: syscallCallback, error: nil, maskEvents: syscallMasksEvents)
+    }
+
+    /// Delivers a hardware exception to the guest kernel's trap table.
+    func injectException(_ vector: Int, error: UInt64?) throws {
+        let handler = trapAddress[vector]
+        guard handler != 0 else {
+            throw GuestFailure(message: "exception \(vector) (error \(error.map { String($0, radix: 16) } ?? "-")) at 0x\(String(ctx.regs.rip, radix: 16)) with no handler registered")
+        }
+        try bounce(to: handler, error: error, maskEvents: trapFlags[vector] & 4 != 0)
+    }
+
+    // MARK: Timer
+
+    func armTimer(at systemTime: UInt64) {
+        guard let timer else { return }
+        ckvm_timer_arm_absolute(timer, systemTime &+ domain.time.bootMonotonic)
+    }
+
+    func setTimer(deadline: UInt64) {
+        timerDeadline = deadline
+        if deadline == 0 {
+            if let timer { ckvm_timer_arm_absolute(timer, 0) }
+        } else {
+            armTimer(at: max(deadline, 1))
+        }
+    }
+
+    func checkTimer() {
+        if timerDeadline != 0 && domain.time.systemTime >= timerDeadline {
+            timerDeadline = 0
+            domain.time.publish(to: vcpuInfo + 32)
+            domain.raiseVIRQ(0, vcpu: id)
+        }
+    }
+
+    /// SCHEDOP_block: sleep until an event is pending (events unmasked).
+    func block() {
+        upcallMask = false
+        while !isStopping {
+            checkTimer()
+            if upcallPending { break }
+            let now = domain.time.systemTime
+            let wait = timerDeadline == 0 ? 1_000_000_000 : (timerDeadline > now ? timerDeadline - now : 0)
+            if wait == 0 { continue }
+            _ = VCPU.waitForKick(timeoutNanoseconds: wait)
+        }
+        domain.time.publish(to: vcpuInfo + 32)
+    }
+
+    // MARK: Guest virtual memory
+
+    /// Walks the current page tables; nil if unmapped (or not writable when writing).
+    func translate(_ va: UInt64, write: Bool = false, cr3: UInt64? = nil) -> UInt64? {
+        var table = (cr3 ?? hardwareCR3) & PTE.frameMask
+        let mem = domain.memory
+        for level in stride(from: 4, through: 1, by: -1) {
+            guard let e = mem.load(table + UInt64(PTE.index(va, level: level)) * 8, as: UInt64.self),
+                  PTE.isPresent(e) else { return nil }
+            if write && e & PTE.writable == 0 { return nil }
+            if level > 1 && e & PTE.pageSize != 0 { return nil }
+            table = e & PTE.frameMask
+        }
+        guard table < mem.size else {
+            if table >> 12 == domain.sharedInfoFrame { return table | (va & 0xfff) }
+            return nil
+        }
+        return table | (va & 0xfff)
+    }
+
+    /// Host pointer for `length` bytes at guest virtual `va` within one page.
+    func guestPointer(_ va: UInt64, length: Int, write: Bool = false) -> UnsafeMutableRawPointer? {
+        guard length <= 4096 - Int(va & 0xfff), let pa = translate(va, write: write) else { return nil }
+        if pa >> 12 == domain.sharedInfoFrame { return domain.sharedInfo + Int(pa & 0xfff) }
+        return domain.memory.pointer(pa, length: UInt64(length))
+    }
+
+    func readGuest(_ va: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        var done = 0
+        while done < buffer.count {
+            let a = va &+ UInt64(done)
+            let n = min(buffer.count - done, 4096 - Int(a & 0xfff))
+            guard let p = guestPointer(a, length: n) else { return false }
+            (buffer.baseAddress! + done).copyMemory(from: p, byteCount: n)
+            done += n
+        }
+        return true
+    }
+
+    func readGuestWord(_ va: UInt64) -> UInt64? {
+        if va & 7 == 0, let p = guestPointer(va, length: 8) { return p.load(as: UInt64.self) }
+        var v: UInt64 = 0
+        let ok = withUnsafeMutableBytes(of: &v) { readGuest(va, into: $0) }
+        return ok ? v : nil
+    }
+
+    func writeGuest(_ words: [UInt64], at va: UInt64) -> Bool {
+        for (i, w) in words.enumerated() {
+            guard let p = guestPointer(va &+ UInt64(i * 8), length: 8, write: true) else { return false }
+            p.storeBytes(of: w, as: UInt64.self)
+        }
+        return true
+    }
+
+    func writeGuestBytes(_ bytes: UnsafeRawBufferPointer, at va: UInt64) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let a = va &+ UInt64(done)
+            let n = min(bytes.count - done, 4096 - Int(a & 0xfff))
+            guard let p = guestPointer(a, length: n, write: true) else { return false }
+            p.copyMemory(from: bytes.baseAddress! + done, byteCount: n)
+            done += n
+        }
+        return true
+    }
+
+    func registerDump() -> String {
+        let r = ctx.regs
+        func h(_ v: UInt64) -> String { String(v, radix: 16) }
+        return """
+          rip=\(h(r.rip)) rsp=\(h(r.rsp)) rflags=\(h(r.rflags)) cs=\(h(ctx.cs)) ss=\(h(ctx.ss)) mode=\(inKernel ? "kernel" : "user")
+          rax=\(h(r.rax)) rbx=\(h(r.rbx)) rcx=\(h(r.rcx)) rdx=\(h(r.rdx)) rsi=\(h(r.rsi)) rdi=\(h(r.rdi)) rbp=\(h(r.rbp))
+          r8=\(h(r.r8)) r9=\(h(r.r9)) r10=\(h(r.r10)) r11=\(h(r.r11)) r12=\(h(r.r12)) r13=\(h(r.r13)) r14=\(h(r.r14)) r15=\(h(r.r15))
+          cr3=\(h(hardwareCR3)) kernel_cr3=\(h(kernelCR3)) user_cr3=\(h(userCR3)) exits=\(exits)
+        """
+    }
+}

@@ -1,0 +1,297 @@
+import CKVM
+import Glibc
+import GuestImage
+import KVM
+import Synchronization
+
+/// What to build a PV domain from.
+public struct PVDomainConfig: Sendable {
+    public var name: String = "xenolith"
+    public var memoryBytes: UInt64
+    public var vcpus: Int
+    public var cmdline: String
+    public var kernel: GuestKernel
+    public var initrd: [UInt8]?
+
+    public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, cmdline: String,
+                kernel: GuestKernel, initrd: [UInt8]?) {
+        self.name = name; self.memoryBytes = memoryBytes; self.vcpus = vcpus
+        self.cmdline = cmdline; self.kernel = kernel; self.initrd = initrd
+    }
+}
+
+/// Why a domain stopped.
+public enum DomainExit: Equatable, Sendable {
+    case poweroff
+    case reboot
+    case crash(String)
+    case stopped        // by a signal or the host
+}
+
+/// A Xen PV guest on KVM: guest memory, the hypervisor area, the vCPUs, and
+/// the state they share (page types, event channels, console, time).
+public final class PVDomain: @unchecked Sendable {
+    public let config: PVDomainConfig
+    let kvm: KVMSystem
+    let vm: VirtualMachine
+    public let memory: GuestMemory
+    let hypervisor: HypervisorArea
+    let sharedInfoFrame: UInt64
+    var time: GuestTime
+    public let frames: UInt64
+
+    /// Page types and the event channel table, under one lock (Xen's domain lock).
+    let mmu: Mutex<PageTypes>
+    let events: Mutex<EventChannels>
+    private(set) var vcpus: [PVCPU] = []
+
+    /// Start-of-day facts the builder fixed.
+    var startInfoVirtual: UInt64 = 0
+    var bootStackTop: UInt64 = 0
+    var initialL4: UInt64 = 0
+    var consolePort = 0, storePort = 0
+    var consoleFrame: UInt64 = 0, storeFrame: UInt64 = 0
+
+    /// Set once, by the first vCPU that ends the domain.
+    private let exitState = Mutex<DomainExit?>(nil)
+    public let console: ConsoleBackend
+
+    public var exitReason: DomainExit? { exitState.withLock { $0 } }
+
+    public init(config: PVDomainConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
+        guard config.kernel.xen != nil else { throw BuildError.noXenSupport }
+        self.config = config
+        kvm = try KVMSystem()
+        guard config.vcpus >= 1 && config.vcpus <= min(PVDomain.maxVCPUs, kvm.maxVCPUs) else {
+            throw BuildError.vcpuCount(config.vcpus, min(PVDomain.maxVCPUs, kvm.maxVCPUs))
+        }
+        vm = try kvm.createVM()
+        memory = try GuestMemory(size: config.memoryBytes, name: "xenolith-\(config.name)")
+        frames = config.memoryBytes / Layout.pageSize
+        try vm.setMemoryRegion(slot: 0, guestPhysical: 0, size: config.memoryBytes, host: memory.base)
+        hypervisor = try HypervisorArea(guestMemorySize: config.memoryBytes, vcpus: config.vcpus)
+        try hypervisor.register(with: vm, slot: 1)
+        sharedInfoFrame = hypervisor.sharedInfo >> 12
+        var types = PageTypes(frames: frames)
+        types.extraFrames = [sharedInfoFrame]
+        types.hypervisorL4 = hypervisor.l4Entries
+        mmu = Mutex(types)
+        events = Mutex(EventChannels(vcpus: config.vcpus))
+        time = GuestTime(tscKHz: 1)
+        console = ConsoleBackend(output: consoleOutput)
+        for i in 0..<config.vcpus {
+            vcpus.append(try PVCPU(domain: self, id: i, vcpu: try vm.createVCPU(id: i)))
+        }
+        let khz = UInt64((try? vcpus[0].kvm.tscKHz()) ?? 0)
+        time = GuestTime(tscKHz: khz > 0 ? khz : 1_000_000)
+        // guest TSC − host TSC, from KVM's view of vCPU 0's TSC.
+        let before = ckvm_rdtsc()
+        let guestTSC = (try? vcpus[0].kvm.readMSRs([0x10]).first) ?? nil ?? before
+        let after = ckvm_rdtsc()
+        time.tscOffset = guestTSC &- (before / 2 &+ after / 2)
+        try build()
+    }
+
+    public static let maxVCPUs = 32
+
+    public enum BuildError: Error, CustomStringConvertible {
+        case noXenSupport
+        case vcpuCount(Int, Int)
+        case tooSmall(needed: UInt64)
+        case initrdTooLarge(size: Int, room: UInt64)
+        public var description: String {
+            switch self {
+            case .noXenSupport: "kernel has no Xen PV support (no Xen ELF notes); use --hvm"
+            case .vcpuCount(let n, let max): "\(n) vCPUs requested; 1 to \(max) are supported"
+            case .tooSmall(let n): "memory too small for this kernel: need at least \(n >> 20) MiB"
+            case .initrdTooLarge(let s, let room): "initrd of \(s >> 20) MiB does not fit: \(room >> 20) MiB left after the kernel"
+            }
+        }
+    }
+
+    var sharedInfo: UnsafeMutableRawPointer { hypervisor.pointer(hypervisor.sharedInfo) }
+
+    // MARK: Domain builder (start-of-day layout of the x86-64 PV ABI)
+
+    private func build() throws {
+        let kernel = config.kernel
+        let xen = kernel.xen!
+        let virtBase = xen.virtBase
+        var kernelEnd: UInt64 = 0
+        try kernel.loadSegments { paddr, bytes, memorySize in
+            guard paddr + memorySize <= self.memory.size else { throw BuildError.tooSmall(needed: paddr + memorySize + (64 << 20)) }
+            _ = self.memory.write(bytes, at: paddr)
+            kernelEnd = max(kernelEnd, paddr + memorySize)
+        }
+        func pageUp(_ x: UInt64) -> UInt64 { (x + 4095) & ~4095 }
+        var next = pageUp(kernelEnd) >> 12          // next free pfn
+        func take(_ n: UInt64) -> UInt64 { defer { next += n }; return next }
+        let startInfo = take(1)
+        storeFrame = take(1)
+        consoleFrame = take(1)
+        let p2mFrames = (frames * 8 + 4095) / 4096
+        let p2m = take(p2mFrames)
+        // Page tables: L4, L3, L2, then enough L1s to map through their own end,
+        // the boot stack and the padding (to a 4 MiB boundary, ≥ 512 KiB spare).
+        let tablesStart = next
+        var l1Count: UInt64 = 1
+        var mappedEnd: UInt64 = 0
+        while true {
+            let end = tablesStart + 3 + l1Count + 1     // + boot stack
+            mappedEnd = ((end << 12) + (512 << 10) + (4 << 20) - 1) & ~UInt64((4 << 20) - 1)
+            let needed = (mappedEnd + (2 << 20) - 1) >> 21
+            if needed <= l1Count { break }
+            l1Count = needed
+        }
+        guard mappedEnd <= 1 << 30 else { throw BuildError.tooSmall(needed: mappedEnd) }
+        let l4 = take(1), l3 = take(1), l2 = take(1)
+        let l1Base = take(l1Count)
+        let stack = take(1)
+        guard mappedEnd + (16 << 20) <= memory.size else { throw BuildError.tooSmall(needed: mappedEnd + (64 << 20)) }
+
+        // Identity p2m.
+        let p2mPtr = memory.pointer(p2m << 12, length: p2mFrames * 4096)!.assumingMemoryBound(to: UInt64.self)
+        for pfn in 0..<frames { p2mPtr[Int(pfn)] = pfn }
+
+        // Tables: pfn N at virtBase + N*4K for N < mappedEnd/4K, 4K pages,
+        // RW except the tables themselves.
+        func e(_ frame: UInt64, _ flags: UInt64) -> UInt64 { (frame << 12) | flags | PTE.present | PTE.user | PTE.accessed }
+        let rw = PTE.writable
+        memory.store(e(l3, rw), at: (l4 << 12) + UInt64(PTE.index(virtBase, level: 4)) * 8)
+        memory.store(e(l2, rw), at: (l3 << 12) + UInt64(PTE.index(virtBase, level: 3)) * 8)
+        let tableFrames = Set(UInt64(l4)...UInt64(l1Base + l1Count - 1))
+        for i in 0..<l1Count {
+            memory.store(e(l1Base + i, rw), at: (l2 << 12) + UInt64(PTE.index(virtBase, level: 2) + Int(i)) * 8)
+        }
+        for pfn in 0..<(mappedEnd >> 12) {
+            let l1 = l1Base + pfn / 512
+            let flags: UInt64 = tableFrames.contains(pfn) ? 0 : rw
+            memory.store(e(pfn, flags | PTE.dirty), at: (l1 << 12) + (pfn % 512) * 8)
+        }
+        initialL4 = l4
+        var replay: [UInt64] = []
+        let failure = mmu.withLock { types -> PageTypes.Failure? in
+            if let f = types.pin(l4, as: .l4, memory: memory, replay: &replay) { return f }
+            return types.get(l4, as: .l4, memory: memory, replay: &replay)   // vCPU 0's CR3
+        }
+        if let failure { throw BuildError2.message("initial page tables invalid: \(failure)") }
+
+        // Initrd after the mapped region, by pfn (SIF_MOD_START_PFN).
+        var modStart: UInt64 = 0, modLength: UInt64 = 0
+        if let initrd = config.initrd {
+            let at = mappedEnd
+            let room = memory.size > at + (32 << 20) ? memory.size - at - (32 << 20) : 0
+            guard UInt64(initrd.count) <= room else { throw BuildError.initrdTooLarge(size: initrd.count, room: room) }
+            initrd.withUnsafeBytes { _ = memory.write($0, at: at) }
+            modStart = at >> 12; modLength = UInt64(initrd.count)
+        }
+
+        // Event channels to the backends.
+        events.withLock { ev in
+            storePort = ev.allocate(.backend(.xenstore))!
+            consolePort = ev.allocate(.backend(.console))!
+        }
+
+        // start_info.
+        let si = startInfo << 12
+        let magic = Array("xen-3.0-x86_64".utf8) + [0]
+        magic.withUnsafeBytes { _ = memory.write($0, at: si) }
+        memory.store(frames, at: si + 32)
+        memory.store(hypervisor.sharedInfo, at: si + 40)
+        memory.store(UInt32(1 << 2), at: si + 48)          // SIF_MOD_START_PFN... set below
+        memory.store(storeFrame, at: si + 56)
+        memory.store(UInt32(storePort), at: si + 64)
+        memory.store(consoleFrame, at: si + 72)
+        memory.store(UInt32(consolePort), at: si + 80)
+        memory.store(virtBase + (l4 << 12), at: si + 88)
+        memory.store(UInt64(3 + l1Count), at: si + 96)
+        memory.store(virtBase + (p2m << 12), at: si + 104)
+        memory.store(modStart, at: si + 112)
+        memory.store(modLength, at: si + 120)
+        var cmd = Array(config.cmdline.utf8.prefix(1023)) + [0]
+        cmd.withUnsafeMutableBytes { _ = memory.write(UnsafeRawBufferPointer($0), at: si + 128) }
+        memory.store(UInt32(modLength > 0 ? 1 << 3 : 0), at: si + 48)   // SIF_MOD_START_PFN = 1<<3
+        startInfoVirtual = virtBase + si
+        bootStackTop = virtBase + ((stack + 1) << 12)
+
+        // Console and xenstore rings start empty; shared_info masks all vCPUs.
+        for v in 0..<PVDomain.maxVCPUs { sharedInfo.storeBytes(of: UInt8(1), toByteOffset: v * 64 + 1, as: UInt8.self) }
+        time.publishWallClock(sharedInfo: sharedInfo)
+        for (i, cpu) in vcpus.enumerated() {
+            cpu.vcpuInfo = sharedInfo + i * 64
+            time.publish(to: cpu.vcpuInfo + 32)
+        }
+        try vcpus[0].setupBoot(entry: xen.entry, stack: bootStackTop, startInfo: startInfoVirtual, cr3: l4 << 12)
+    }
+
+    enum BuildError2: Error, CustomStringConvertible {
+        case message(String)
+        var description: String { if case .message(let m) = self { return m }; return "" }
+    }
+
+    // MARK: Running
+
+    /// Runs every online vCPU on its own thread until the domain ends.
+    public func run() -> DomainExit {
+        var threads: [pthread_t] = []
+        for cpu in vcpus {
+            var t = pthread_t()
+            let box = Unmanaged.passRetained(cpu).toOpaque()
+            pthread_create(&t, nil, { arg in
+                let cpu = Unmanaged<PVCPU>.fromOpaque(arg!).takeRetainedValue()
+                cpu.threadMain()
+                return nil
+            }, box)
+            threads.append(t)
+        }
+        for t in threads { pthread_join(t, nil) }
+        return exitReason ?? .stopped
+    }
+
+    /// Ends the domain (first reason wins) and stops every vCPU.
+    public func end(_ reason: DomainExit) {
+        let first = exitState.withLock { state -> Bool in
+            if state == nil { state = reason; return true }
+            return false
+        }
+        if first { for cpu in vcpus { cpu.stop() } }
+    }
+
+    // MARK: Events
+
+    /// Raises `port`: the 2-level ABI's pending/selector/upcall steps.
+    func raise(port: Int) {
+        let target = events.withLock { ev -> Int? in
+            guard port > 0 && port < ev.ports.count, ev.ports[port] != .free else { return nil }
+            return ev.notifyVCPU[port]
+        }
+        guard let target, target < vcpus.count else { return }
+        let si = sharedInfo
+        let word = port / 64, bit = UInt64(1) << UInt64(port % 64)
+        let old = ckvm_atomic_or64(si + 2048 + word * 8, bit)
+        if old & bit != 0 { return }
+        let mask = (si + 2560 + word * 8).load(as: UInt64.self)
+        if mask & bit != 0 { return }
+        vcpus[target].markPending(selector: word)
+    }
+
+    func raiseVIRQ(_ virq: Int, vcpu: Int) {
+        let port = events.withLock { $0.virqPorts[vcpu][virq] }
+        if let port { raise(port: port) }
+    }
+
+    /// A notification from the guest on `port` (EVTCHNOP_send).
+    func send(port: Int, from vcpu: Int) -> Int64 {
+        let b = events.withLock { $0.binding(port) }
+        switch b {
+        case .free: return -XenErrno.EINVAL
+        case .backend(.console): console.service(domain: self)
+        case .backend(.xenstore): break
+        case .ipi(let target):
+            _ = target
+            raise(port: port)
+        case .virq, .unbound: raise(port: port)
+        }
+        return 0
+    }
+}

@@ -1,0 +1,43 @@
+import Glibc
+import VMM
+
+/// `xeno`: Xenolith's command line. `run` boots a guest in the foreground;
+/// `kit` builds the default guest kit.
+let usage = """
+usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
+                [--vcpus N] [--name NAME] [--pv | --hvm] [--no-reboot] [-- COMMAND...]
+       xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
+
+"""
+
+func eprint(_ s: String) { _ = s.withCString { write(2, $0, strlen($0)) } }
+
+let args = Array(CommandLine.arguments.dropFirst())
+guard let verb = args.first else {
+    eprint(usage)
+    exit(2)
+}
+switch verb {
+case "run":
+    do {
+        let options = try RunOptions.parse(Array(args.dropFirst()))
+        exit(Runner.run(options))
+    } catch {
+        eprint("xeno: \(error)\n")
+        exit(2)
+    }
+case "kit":
+    let script = Kit.buildScript
+    guard access(script, R_OK) == 0 else {
+        eprint("xeno: kit script not found at \(script)\n")
+        exit(1)
+    }
+    let status = system("bash '\(script)' >&2")
+    if status != 0 { exit(1) }
+    print(Kit.directory)
+case "-h", "--help", "help":
+    print(usage, terminator: "")
+default:
+    eprint("xeno: unknown verb '\(verb)'\n\(usage)")
+    exit(2)
+}
