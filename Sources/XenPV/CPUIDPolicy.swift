@@ -1,3 +1,4 @@
+import CKVM
 import KVM
 import Synchronization
 
@@ -7,6 +8,12 @@ import Synchronization
 /// with Xen's signature at 0x40000000 so Linux takes its Xen PV path.
 struct CPUIDPolicy: Sendable {
     let leaves: [CPUIDEntry]
+
+    static let hostHasCX16: Bool = {
+        var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
+        ckvm_cpuid(1, 0, &a, &b, &c, &d)
+        return c & (1 << 13) != 0
+    }()
 
     private static let cache = Mutex<CPUIDPolicy?>(nil)
 
@@ -28,6 +35,10 @@ struct CPUIDPolicy: Sendable {
                 // ecx: no VMX(5) SMX(6) PCID(17) x2APIC(21) TSC-deadline(24) XSAVE(26) OSXSAVE(27) AVX(28) hypervisor stays
                 e.ecx &= ~UInt32(0x3d221060)
                 e.ecx |= UInt32(0x8000_0000)
+                // CMPXCHG16B: guest code runs at CPL3 natively, so offer it even
+                // where KVM's emulator (CPL0 only) lacks it; without it Linux
+                // falls back to an emulation that runs `cli`.
+                if CPUIDPolicy.hostHasCX16 { e.ecx |= UInt32(1 << 13) }
                 // edx: no PSE(3) MTRR(12) PGE(13) PSE36(17) ACPI(22) (thermal), keep the rest
                 e.edx &= ~UInt32(0x20423008)
             case 7 where e.index == 0:

@@ -173,6 +173,11 @@ extension PVCPU {
         case .hlt:
             guard inKernel else { return false }
             block()
+        case .cli, .sti:
+            // As Xen: the event mask stands in for IF (a later popf cannot
+            // restore it; Linux avoids both on PV).
+            guard inKernel else { return false }
+            upcallMask = op.op == .cli
         default:
             return false
         }

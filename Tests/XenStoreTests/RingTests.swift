@@ -22,16 +22,16 @@ import Testing
     @Test func requestAndReply() {
         let (_, conn, g) = setup()
         var ring = XenStoreRing(page: g.page)
-        #expect(!ring.service(connection: conn))  // nothing to do
+        #expect(!serviced(&ring, conn))  // nothing to do
         g.send(XenStoreMessage(type: .read, reqID: 42, strings: ["name"]).encoded())
-        #expect(ring.service(connection: conn))
+        #expect(serviced(&ring, conn))
         #expect(g.reqCons == g.reqProd)
         let replies = messages(in: g.receive())
         #expect(replies == [XenStoreMessage(type: .read, reqID: 42, payload: bytes("guest"))])
-        #expect(!ring.service(connection: conn))
+        #expect(!serviced(&ring, conn))
     }
 
-    @Test(arguments: [UInt32(1000), 1017, 0xffff_fff0, 0xffff_ffff - 3])
+    @Test(arguments: [UInt32(1000), 1017, 0xffff_fff0, 0xffff_fffc] as [UInt32])
     func messagesAcrossTheWrapPoint(start: UInt32) {
         let (_, conn, g) = setup()
         g.reqCons = start; g.reqProd = start
@@ -44,7 +44,7 @@ import Testing
             p.append(contentsOf: value.utf8)
             #expect(g.send(XenStoreMessage(type: .write, reqID: UInt32(i), payload: p).encoded()) == 16 + p.count)
             #expect(g.send(XenStoreMessage(type: .read, reqID: UInt32(1000 + i), strings: ["data/k\(i)"]).encoded()) > 0)
-            #expect(ring.service(connection: conn))
+            #expect(serviced(&ring, conn))
             expected.append(XenStoreMessage(type: .write, reqID: UInt32(i), payload: bytes("OK") + [0]))
             expected.append(XenStoreMessage(type: .read, reqID: UInt32(1000 + i), payload: bytes(value)))
             #expect(messages(in: g.receive()) == Array(expected.suffix(2)))
@@ -58,20 +58,20 @@ import Testing
         let wire = XenStoreMessage(type: .read, reqID: 1, strings: ["memory/target"]).encoded()
         // Part of the header.
         g.send(wire[0..<10])
-        #expect(!ring.service(connection: conn))
+        #expect(!serviced(&ring, conn))
         #expect(g.reqCons == 0)
         // The whole header, no payload.
         g.send(wire[10..<16])
-        #expect(!ring.service(connection: conn))
+        #expect(!serviced(&ring, conn))
         #expect(g.reqCons == 0)
         // Part of the payload.
         g.send(wire[16..<20])
-        #expect(!ring.service(connection: conn))
+        #expect(!serviced(&ring, conn))
         #expect(g.reqCons == 0)
         #expect(g.rspProd == 0)
         // The rest.
         g.send(wire[20...])
-        #expect(ring.service(connection: conn))
+        #expect(serviced(&ring, conn))
         #expect(g.reqCons == UInt32(wire.count))
         #expect(messages(in: g.receive()) == [XenStoreMessage(type: .read, reqID: 1, payload: bytes("262144"))])
     }
@@ -89,7 +89,7 @@ import Testing
             _ = ring.service(connection: dom0)
             rounds += 1
         }
-        #expect(rounds >= 4)
+        #expect(rounds >= 3)  // 3035 bytes through a 1024-byte ring
         #expect(messages(in: g.receive()) == [XenStoreMessage(type: .write, reqID: 9, payload: bytes("OK") + [0])])
         #expect(try tree.read("/big") == value)
     }
@@ -106,7 +106,7 @@ import Testing
         g.reqProd = 0xffff_fe00
         var ring = XenStoreRing(page: g.page)
         g.send(XenStoreMessage(type: .read, reqID: 3, strings: ["/large"]).encoded())
-        #expect(ring.service(connection: dom0))
+        #expect(serviced(&ring, dom0))
         #expect(g.rspProd &- g.rspCons == 1024)  // filled what was free
         var stream = g.receive()
         stream.removeFirst(1000)  // the old unread bytes
@@ -127,20 +127,20 @@ import Testing
         let (_, conn, g) = setup()
         var ring = XenStoreRing(page: g.page)
         g.reqProd = 2000  // claims 2000 bytes in a 1024-byte ring
-        #expect(ring.service(connection: conn))  // the error was recorded: notify
+        #expect(serviced(&ring, conn))  // the error was recorded: notify
         #expect(ring.failure == .ringIndex(producer: 2000, consumer: 0))
         #expect(g.errorField == XenStoreRing.errorRingIndex)
         #expect(g.reqCons == 0)
-        #expect(!ring.service(connection: conn))
+        #expect(!serviced(&ring, conn))
         // Going back to sane values does not revive it.
         g.reqProd = 0
-        #expect(!ring.service(connection: conn))
+        #expect(!serviced(&ring, conn))
         // A producer behind the consumer is the same thing (wraps to a huge count).
         let g2 = GuestSide()
         g2.reqCons = 100
         g2.reqProd = 50
         var ring2 = XenStoreRing(page: g2.page)
-        #expect(ring2.service(connection: conn))
+        #expect(serviced(&ring2, conn))
         #expect(ring2.failure != nil)
     }
 
@@ -149,7 +149,7 @@ import Testing
         var ring = XenStoreRing(page: g.page)
         g.rspCons = 5000  // consumer ahead of our producer
         g.send(XenStoreMessage(type: .read, reqID: 1, strings: ["name"]).encoded())
-        #expect(ring.service(connection: conn))
+        #expect(serviced(&ring, conn))
         #expect(ring.failure == .ringIndex(producer: 0, consumer: 5000))
         #expect(g.errorField == XenStoreRing.errorRingIndex)
     }
@@ -160,7 +160,7 @@ import Testing
         var wire = XenStoreMessage(type: .write, reqID: 1, payload: []).encoded()
         wire[12] = 0x01; wire[13] = 0x10  // len 4097
         g.send(wire)
-        #expect(ring.service(connection: conn))
+        #expect(serviced(&ring, conn))
         #expect(ring.failure == .payloadTooLarge(length: 4097))
         #expect(g.errorField == XenStoreRing.errorProtocol)
         #expect(!conn.hasOutput)
@@ -177,12 +177,12 @@ import Testing
         // The guest overwrites the two indices that are ours.
         g.set(2048, 12345)  // req_cons
         g.set(2060, 999)  // rsp_prod
-        #expect(!ring.service(connection: conn))
+        #expect(!serviced(&ring, conn))
         #expect(ring.failure == nil)
         // It goes on producing at its own req_prod; the ring uses its own copies
         // and puts the right values back.
         g.sendRaw(req)
-        #expect(ring.service(connection: conn))
+        #expect(serviced(&ring, conn))
         #expect(ring.failure == nil)
         #expect(g.reqCons == prod &+ UInt32(req.count))
         #expect(g.rspProd == UInt32(2 * reply.count))
@@ -197,7 +197,10 @@ import Testing
         let req = XenStoreMessage(type: .read, strings: ["/v"]).encoded()
         var sentMessages = 0
         for _ in 0..<200 {
-            if g.send(req) == req.count { sentMessages += 1 } else { break }
+            // Like Linux, the guest writes a message only while it has room (here: whole).
+            guard 1024 - Int(g.reqProd &- g.reqCons) >= req.count else { break }
+            g.send(req)
+            sentMessages += 1
             _ = ring.service(connection: dom0)
         }
         // The guest never reads rsp: the ring stops taking requests once

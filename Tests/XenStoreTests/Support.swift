@@ -183,3 +183,8 @@ struct SplitMix: RandomNumberGenerator {
 }
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+/// `ring.service(connection:)` as a plain function call (#expect cannot call mutating members).
+func serviced(_ ring: inout XenStoreRing, _ c: XenStoreConnection) -> Bool {
+    ring.service(connection: c)
+}

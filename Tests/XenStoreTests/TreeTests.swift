@@ -2,7 +2,7 @@ import Testing
 @testable import XenStore
 
 @Suite struct TreeTests {
-    @Test func writeReadMkdirDirectory() {
+    @Test func writeReadMkdirDirectory() throws {
         let tree = XenStoreTree()
         let c = Client(tree, domain: 0)
         #expect(c.write("/a/b/c", "hello") == nil)
@@ -57,7 +57,7 @@ import Testing
         #expect(c.rm("/") == .EINVAL)
     }
 
-    @Test func relativePaths() {
+    @Test func relativePaths() throws {
         let tree = XenStoreTree()
         tree.populateDomain(id: 7, name: "g", vcpus: 1, memoryKiB: 1024)
         let g = Client(tree, domain: 7)

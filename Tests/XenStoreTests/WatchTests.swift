@@ -151,6 +151,6 @@ import Testing
         #expect(w.watch("/flood", "t") == nil)
         for i in 0..<1000 { _ = c.write("/flood/\(i)", "1") }
         #expect(w.conn.pendingOutputBytes <= 4096)
-        #expect(w.conn.droppedWatchEvents > 900)
+        #expect(w.conn.droppedWatchEvents > 800)  // ~30 bytes an event: ~140 fit
     }
 }

@@ -156,4 +156,9 @@ static inline uint64_t ckvm_atomic_cmpxchg64(void *p, uint64_t expected, uint64_
 }
 static inline void ckvm_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
+#include <cpuid.h>
+static inline void ckvm_cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
+    __cpuid_count(leaf, sub, *a, *b, *c, *d);
+}
+
 #endif
