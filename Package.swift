@@ -20,15 +20,18 @@ let package = Package(
         .target(name: "X86"),
         // bzImage, LZ4 legacy frames, ELF64 and Xen ELF notes.
         .target(name: "GuestImage"),
+        // Xenstore: the tree, its wire protocol and the guest ring.
+        .target(name: "XenStore"),
         // The Xen x86-64 PV ABI on KVM: domain builder, trampoline, hypercalls,
         // MMU validation, event channels, time, console.
-        .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "CXen"]),
+        .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "XenStore", "CXen"]),
         // Assembles a guest from options, runs vCPU threads, console, lifecycle.
         .target(name: "VMM", dependencies: ["XenPV", "KVM"]),
         .executableTarget(name: "xeno", dependencies: ["VMM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "X86Tests", dependencies: ["X86"]),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
+        .testTarget(name: "XenStoreTests", dependencies: ["XenStore"]),
         .testTarget(name: "XenPVTests", dependencies: ["XenPV", "VMM"]),
         .testTarget(name: "CLITests", dependencies: []),
     ],

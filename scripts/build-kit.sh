@@ -87,7 +87,8 @@ candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !v { v = 
 resolve() {
     KPKG=$(apt-cache depends "$META_PKG" 2>/dev/null |
         awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !p { p = $2 } END { print p }')
-    KPKG_VER=$( [ -n "$KPKG" ] && candidate "$KPKG" || true)
+    KPKG_VER=
+    if [ -n "$KPKG" ]; then KPKG_VER=$(candidate "$KPKG"); fi
     BB_VER=$(candidate "$BB_PKG")
     [ -n "$KPKG" ] && [ -n "$KPKG_VER" ] && [ "$KPKG_VER" != "(none)" ] &&
         [ -n "$BB_VER" ] && [ "$BB_VER" != "(none)" ]
@@ -160,7 +161,7 @@ KREL=${krels[0]}
 MODSRC=$K/lib/modules/$KREL
 VMLINUZ=$K/boot/vmlinuz-$KREL
 KCONFIG=$K/boot/config-$KREL
-[ -f "$VMLINUZ" ] && [ -f "$KCONFIG" ] || die "no vmlinuz/config for $KREL in $KPKG"
+{ [ -f "$VMLINUZ" ] && [ -f "$KCONFIG" ]; } || die "no vmlinuz/config for $KREL in $KPKG"
 # A bzImage carries "HdrS" at 0x202; anything else would not boot in our loader.
 [ "$(dd if="$VMLINUZ" bs=1 skip=514 count=4 status=none)" = HdrS ] ||
     die "$VMLINUZ is not a bzImage"

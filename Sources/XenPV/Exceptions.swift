@@ -164,10 +164,19 @@ extension PVCPU {
         case .movToCR, .movToDR, .movFromDR, .wbinvd, .invd, .clts, .xsetbv:
             guard inKernel else { return false }
             if case .movFromDR(_, let gpr) = op.op { r[gpr] = 0 }
-        case .in(_, let size):
+        case .in(let port, let size):
             guard inKernel else { return false }
-            let ones: UInt64 = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffff_ffff
-            r.rax = size == 4 ? ones : (r.rax & ~ones) | ones
+            let number: UInt16
+            switch port {
+            case .immediate(let p): number = UInt16(p)
+            case .dx: number = UInt16(truncatingIfNeeded: r.rdx)
+            }
+            let width: UInt64 = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffff_ffff
+            // No device answers: all ones, as Xen gives a domU — except the
+            // PIT, which reads as 0 so Linux's calibration loops (tens of
+            // thousands of port reads, each a round trip here) give up at once.
+            let value: UInt64 = (0x40...0x43).contains(number) ? 0 : width
+            r.rax = size == 4 ? value : (r.rax & ~width) | value
         case .out:
             guard inKernel else { return false }
         case .hlt:

@@ -286,7 +286,7 @@ extension PVCPU {
 
     private func updateVAMapping(va: UInt64, pte: UInt64, flags: UInt64) throws -> Int64 {
         // Find the L1 entry through the current tables.
-        var table = hardwareCR3 & PTE.frameMask
+        var table = kernelCR3 & PTE.frameMask
         for level in stride(from: 4, through: 2, by: -1) {
             guard let e = domain.memory.load(table + UInt64(PTE.index(va, level: level)) * 8, as: UInt64.self),
                   PTE.isPresent(e), e & PTE.pageSize == 0 else { return -XenErrno.EINVAL }
@@ -528,6 +528,7 @@ extension PVCPU {
             return 0
         case 4:   // send {port}
             guard let w = readGuestWord(arg) else { return -XenErrno.EFAULT }
+            trace("send port \(w & 0xffff_ffff) binding \(domain.events.withLock { $0.binding(Int(w & 0xffff_ffff)) })")
             return domain.send(port: Int(w & 0xffff_ffff), from: id)
         case 8:   // bind_vcpu {port, vcpu}
             guard let w = readGuestWord(arg) else { return -XenErrno.EFAULT }

@@ -66,6 +66,9 @@ final class PVCPU: @unchecked Sendable {
     // Statistics.
     var exits: UInt64 = 0
     var hypercallCounts = [UInt64](repeating: 0, count: 64)
+    var vectorCounts = [UInt64](repeating: 0, count: 64)
+    var replayed: UInt64 = 0
+    var stubReturns: UInt64 = 0
 
     init(domain: PVDomain, id: Int, vcpu: VCPU) throws {
         self.domain = domain
@@ -250,6 +253,7 @@ final class PVCPU: @unchecked Sendable {
 
     /// A vector stub exited: the CPU left the hardware frame on the TSS stack.
     private func trapEntry(vector: Int) throws {
+        vectorCounts[vector] &+= 1
         let regs = try kvm.registers()
         atCPL0 = true
         let top = stackTop.assumingMemoryBound(to: UInt64.self)
@@ -315,6 +319,8 @@ final class PVCPU: @unchecked Sendable {
         var k = ctx.regs
         if needStub {
             for i in 0..<chunk { replayArea[i] = Layout.directVirtual &+ replay[replayCursor + i] }
+            replayed &+= UInt64(chunk)
+            stubReturns &+= 1
             replayCursor += chunk
             f[Trampoline.Frame.replayCount / 8] = UInt64(chunk)
             f[Trampoline.Frame.replayList / 8] = perCPU + Layout.replayOffset
@@ -473,7 +479,9 @@ final class PVCPU: @unchecked Sendable {
 
     /// Walks the current page tables; nil if unmapped (or not writable when writing).
     func translate(_ va: UInt64, write: Bool = false, cr3: UInt64? = nil) -> UInt64? {
-        var table = (cr3 ?? hardwareCR3) & PTE.frameMask
+        // The tables of the mode the guest is in now (a toggle swaps them
+        // before the hardware CR3 follows on the way back).
+        var table = (cr3 ?? (inKernel ? kernelCR3 : userCR3)) & PTE.frameMask
         let mem = domain.memory
         for level in stride(from: 4, through: 1, by: -1) {
             guard let e = mem.load(table + UInt64(PTE.index(va, level: level)) * 8, as: UInt64.self),
@@ -533,6 +541,12 @@ final class PVCPU: @unchecked Sendable {
             done += n
         }
         return true
+    }
+
+    var statistics: String {
+        let hc = hypercallCounts.enumerated().filter { $0.element > 0 }.map { "\($0.offset):\($0.element)" }.joined(separator: " ")
+        let vc = vectorCounts.enumerated().filter { $0.element > 0 }.map { "\($0.offset):\($0.element)" }.joined(separator: " ")
+        return "vcpu\(id): exits=\(exits) stub-returns=\(stubReturns) replayed=\(replayed)\n  hypercalls \(hc)\n  vectors \(vc)"
     }
 
     func registerDump() -> String {

@@ -3,6 +3,7 @@ import Glibc
 import GuestImage
 import KVM
 import Synchronization
+import XenStore
 
 /// What to build a PV domain from.
 public struct PVDomainConfig: Sendable {
@@ -55,6 +56,11 @@ public final class PVDomain: @unchecked Sendable {
     /// Set once, by the first vCPU that ends the domain.
     private let exitState = Mutex<DomainExit?>(nil)
     public let console: ConsoleBackend
+    /// The domain's xenstore (the VMM hosts it, as dom0's xenstored would).
+    public let store = XenStoreTree()
+    public static let domainID = 1
+    private var storeConnection: XenStoreConnection!
+    private let storeRing = Mutex<XenStoreRing?>(nil)
 
     public var exitReason: DomainExit? { exitState.withLock { $0 } }
 
@@ -192,6 +198,16 @@ public final class PVDomain: @unchecked Sendable {
             consolePort = ev.allocate(.backend(.console))!
         }
 
+        // Xenstore: the guest's directory and its ring.
+        store.populateDomain(id: PVDomain.domainID, name: config.name, vcpus: config.vcpus,
+                             memoryKiB: config.memoryBytes >> 10,
+                             storeRing: (port: UInt32(storePort), frame: storeFrame),
+                             consoleRing: (port: UInt32(consolePort), frame: consoleFrame))
+        storeConnection = XenStoreConnection(tree: store, domainID: PVDomain.domainID)
+        let ringPage = memory.pointer(storeFrame << 12, length: 4096)!
+        XenStoreRing.initialize(page: ringPage)
+        storeRing.withLock { $0 = XenStoreRing(page: ringPage) }
+
         // start_info.
         let si = startInfo << 12
         let magic = Array("xen-3.0-x86_64".utf8) + [0]
@@ -245,6 +261,12 @@ public final class PVDomain: @unchecked Sendable {
             threads.append(t)
         }
         for t in threads { pthread_join(t, nil) }
+        if getenv("XENO_STATS") != nil {
+            for cpu in vcpus {
+                let line = cpu.statistics + "\n"
+                _ = line.withCString { write(2, $0, strlen($0)) }
+            }
+        }
         return exitReason ?? .stopped
     }
 
@@ -275,6 +297,23 @@ public final class PVDomain: @unchecked Sendable {
         vcpus[target].markPending(selector: word)
     }
 
+    /// Moves xenstore requests and replies through the ring; notifies the guest.
+    public func serviceStore() {
+        let moved = storeRing.withLock { ring -> Bool in
+            guard var r = ring else { return false }
+            let m = r.service(connection: storeConnection)
+            ring = r
+            return m
+        }
+        if PVCPU.tracing {
+            let p = memory.pointer(storeFrame << 12, length: 4096)!
+            let hdr = (0..<6).map { String(p.load(fromByteOffset: $0 * 4, as: UInt32.self), radix: 16) }.joined(separator: ",")
+            let line = "xenstore moved=\(moved) hdr=\(hdr) req \(p.load(fromByteOffset: 2048, as: UInt32.self))/\(p.load(fromByteOffset: 2052, as: UInt32.self)) rsp \(p.load(fromByteOffset: 2056, as: UInt32.self))/\(p.load(fromByteOffset: 2060, as: UInt32.self))\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+        }
+        if moved { raise(port: storePort) }
+    }
+
     func raiseVIRQ(_ virq: Int, vcpu: Int) {
         let port = events.withLock { $0.virqPorts[vcpu][virq] }
         if let port { raise(port: port) }
@@ -286,7 +325,7 @@ public final class PVDomain: @unchecked Sendable {
         switch b {
         case .free: return -XenErrno.EINVAL
         case .backend(.console): console.service(domain: self)
-        case .backend(.xenstore): break
+        case .backend(.xenstore): serviceStore()
         case .ipi(let target):
             _ = target
             raise(port: port)

@@ -38,9 +38,16 @@ public final class XenStoreConnection: Sendable {
     let domid: UInt16
     let id: UInt64
     let output: Mutex<OutputQueue>
+    let onOutput: (@Sendable () -> Void)?
 
     /// A connection for domain `domainID` (0...65535; anything else is a host bug and traps).
-    public init(tree: XenStoreTree, domainID: Int) {
+    ///
+    /// `onOutput`, if given, runs each time a reply or watch event is queued,
+    /// including events caused by other connections or by host writes: the
+    /// cue to service the ring. It runs with the store's lock held, so it must
+    /// only signal (write an eventfd, wake a thread); calling back into the
+    /// store or servicing the ring from it deadlocks.
+    public init(tree: XenStoreTree, domainID: Int, onOutput: (@Sendable () -> Void)? = nil) {
         guard let d = UInt16(exactly: domainID) else {
             preconditionFailure("xenstore domain id \(domainID) out of range")
         }
@@ -49,6 +56,7 @@ public final class XenStoreConnection: Sendable {
         self.domid = d
         self.id = tree.allocateConnectionID()
         self.output = Mutex(OutputQueue())
+        self.onOutput = onOutput
         tree.attach(self)
     }
 
@@ -109,10 +117,10 @@ public final class XenStoreConnection: Sendable {
     public func nextMessage() -> XenStoreMessage? {
         output.withLock { q -> XenStoreMessage? in
             guard q.pending >= XenStoreMessage.headerSize else { return nil }
-            let parsed: (message: XenStoreMessage, length: Int)?? = q.bytes.withUnsafeBytes { all in
+            let parsed = q.bytes.withUnsafeBytes { all in
                 try? XenStoreMessage.parse(UnsafeRawBufferPointer(rebasing: all[q.head...]))
             }
-            guard let p = parsed ?? nil else { return nil }
+            guard let p = parsed else { return nil }
             q.head += p.length
             q.compact()
             return p.message
@@ -130,6 +138,7 @@ public final class XenStoreConnection: Sendable {
 
     func enqueueReply(_ m: XenStoreMessage) {
         output.withLock { q in m.encode(into: &q.bytes) }
+        onOutput?()
     }
 
     func enqueueEvent(path: String, token: [UInt8]) {
@@ -138,14 +147,16 @@ public final class XenStoreConnection: Sendable {
         payload.append(contentsOf: token)
         payload.append(0)
         let limit = tree.limits.maxQueuedOutputBytes
-        output.withLock { q in
+        let queued = output.withLock { q in
             guard payload.count <= XenStoreMessage.maxPayload,
                   q.pending + XenStoreMessage.headerSize + payload.count <= limit
             else {
                 q.droppedEvents += 1
-                return
+                return false
             }
             XenStoreMessage(type: .watchEvent, payload: payload).encode(into: &q.bytes)
+            return true
         }
+        if queued { onOutput?() }
     }
 }

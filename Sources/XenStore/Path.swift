@@ -115,7 +115,7 @@ enum XenStorePath {
     static func relativize(_ path: String, domain: UInt16) -> String {
         let prefix = domainPath(domain) + "/"
         guard path.utf8.starts(with: prefix.utf8) else { return path }
-        return String(path.utf8.dropFirst(prefix.utf8.count))!
+        return String(decoding: path.utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
     }
 }
 

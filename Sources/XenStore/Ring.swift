@@ -23,8 +23,10 @@ import Synchronization
 /// mirror image): load the producer index (acquire) before reading data;
 /// finish reading or writing data before publishing our index (release).
 ///
-/// Not thread-safe: one thread services a ring.
-public struct XenStoreRing {
+/// One owner: a ring may move between threads (hence `Sendable`), but only
+/// one thread may service it at a time, and it must not be copied and
+/// serviced through two copies (each would keep its own indices).
+public struct XenStoreRing: @unchecked Sendable {
     public enum Failure: Equatable, Sendable, CustomStringConvertible {
         /// An index pair more than `size` apart (`XENSTORE_ERROR_RINGIDX`).
         case ringIndex(producer: UInt32, consumer: UInt32)
@@ -177,10 +179,10 @@ public struct XenStoreRing {
                 progress = true
                 connection.handle(XenStoreMessage(type: XenStoreMessageType(rawValue: fields.type),
                                                   reqID: fields.reqID, txID: fields.txID, payload: payload))
-            } else if total <= Self.size {
-                break  // fits in the ring: leave it there until the guest finishes it
             } else {
-                // Larger than the ring: take the header now, the payload as it comes.
+                // Take the header now and the payload as it comes: Linux only
+                // notifies when it writes into a ring we had drained, so a
+                // header left unconsumed would never be followed by a kick.
                 reqCons &+= UInt32(XenStoreMessage.headerSize)
                 partialHeader = (fields.type, fields.reqID, fields.txID, Int(length))
                 partialPayload = []

@@ -1,4 +1,5 @@
 import Glibc
+import Testing
 @testable import XenStore
 
 /// A test client on one connection: sends requests, returns the reply and
@@ -97,8 +98,6 @@ final class Client {
         return nil
     }
 }
-
-import Testing
 
 /// A guest's view of a xenstore page: it produces requests and consumes replies.
 final class GuestSide {

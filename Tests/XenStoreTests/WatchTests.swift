@@ -1,4 +1,5 @@
 import Testing
+import Synchronization
 @testable import XenStore
 
 @Suite struct WatchTests {
@@ -152,5 +153,27 @@ import Testing
         for i in 0..<1000 { _ = c.write("/flood/\(i)", "1") }
         #expect(w.conn.pendingOutputBytes <= 4096)
         #expect(w.conn.droppedWatchEvents > 800)  // ~30 bytes an event: ~140 fit
+    }
+}
+
+@Suite struct OutputNotificationTests {
+    final class Counter: Sendable {
+        let value = Mutex(0)
+        func bump() { value.withLock { $0 += 1 } }
+        var count: Int { value.withLock { $0 } }
+    }
+
+    @Test func onOutputSignalsRepliesAndForeignEvents() throws {
+        let tree = XenStoreTree()
+        tree.populateDomain(id: 5, name: "g", vcpus: 1, memoryKiB: 1024)
+        let counter = Counter()
+        let guest = XenStoreConnection(tree: tree, domainID: 5, onOutput: { counter.bump() })
+        guest.handle(XenStoreMessage(type: .watch, reqID: 1, strings: ["control/shutdown", "t"]))
+        #expect(counter.count == 2)  // reply, then the initial event
+        _ = guest.drainMessages()
+        // The host writes: the guest's connection signals without having been asked anything.
+        try tree.write("/local/domain/5/control/shutdown", "reboot")
+        #expect(counter.count == 3)
+        #expect(guest.drainMessages().map(\.payloadStrings) == [["control/shutdown", "t"]])
     }
 }
