@@ -153,6 +153,13 @@ public final class VCPU: @unchecked Sendable {
         guard ckvm_ioctl_ptr(fd, ckvm_set_cpuid2(), raw) == 0 else { throw KVMError("KVM_SET_CPUID2") }
     }
 
+    /// KVM_INTERRUPT: queue an external interrupt (userspace irqchip only).
+    public func injectInterrupt(vector: UInt32) throws {
+        guard ckvm_interrupt(fd, vector) == 0 else { throw KVMError("KVM_INTERRUPT \(vector)") }
+    }
+
+    public var readyForInterruptInjection: Bool { ckvm_ready_for_injection(run) != 0 }
+
     /// Guest TSC frequency in kHz.
     public func tscKHz() throws -> UInt32 {
         let r = ckvm_ioctl_int(fd, ckvm_get_tsc_khz(), 0)

@@ -568,7 +568,7 @@ extension PVCPU {
 /// Field offsets in vcpu_guest_context_t (x86-64), from Xen's public header.
 enum VCPUGuestContextOffsets {
     static let userRegs = 8 * 64 + 8          // after fpu_ctxt (512) and flags (8)
-    static let trapCtxt = userRegs + 21 * 8   // cpu_user_regs is 21 quadwords on x86-64
+    static let trapCtxt = userRegs + 200      // sizeof(struct cpu_user_regs) on x86-64
     static let ldtBase = trapCtxt + 256 * 16
     static let ldtEnts = ldtBase + 8
     static let gdtFrames = ldtEnts + 8

@@ -52,6 +52,8 @@ final class PVCPU: @unchecked Sendable {
     var invlpgList: [UInt64] = []
     var segmentsDirty = false
     private var atCPL0 = false
+    /// How the previous return to the guest began (for diagnostics).
+    private var lastEntry = "start"
 
     // Cross-thread state.
     let online = Atomic<Bool>(false)
@@ -215,7 +217,8 @@ final class PVCPU: @unchecked Sendable {
     private func handle(_ exit: VMExit) throws {
         switch exit {
         case .io(let port, _, _, _, _) where port < TrampolinePort.vectorLimit:
-            try trapEntry(vector: Int(port))
+            lastEntry = "vector \(port)"
+            guard try trapEntry(vector: Int(port)) else { return }
         case .io(let port, _, _, _, _) where port == TrampolinePort.replayRound:
             try continueReplay()
             return
@@ -223,19 +226,23 @@ final class PVCPU: @unchecked Sendable {
             VCPU.consumeKick()
             var regs = try kvm.registers()
             let s = try kvm.specialRegisters()
-            if s.cs.selector == Layout.hypervisorCS {
-                // Kicked inside the return stub: let it finish, look again soon.
+            if s.cs.selector == Layout.hypervisorCS || regs.rip == Layout.trampolineVirtual + Layout.syscallOffset {
+                // Kicked inside the trampoline, or between a `syscall` and the
+                // landing page's `out` (a state this KVM cannot take a register
+                // reload in): let it reach its exit, and look again soon.
                 if timerDeadline == 0 || timerDeadline > domain.time.systemTime + 100_000 {
                     armTimer(at: domain.time.systemTime + 50_000)
                 }
                 _ = regs
                 return
             }
-            regs.rflags |= 0x200
-            ctx.regs = regs
-            ctx.cs = UInt64(s.cs.selector)
-            ctx.ss = UInt64(s.ss.selector)
-            atCPL0 = false
+            // Guest code at CPL3 (IF is always set there): take it into the
+            // trampoline with an interrupt, so the CPU itself switches to CPL0
+            // and pushes the frame; reloading segment state by hand here is
+            // not something this KVM survives in every state.
+            _ = regs
+            try kvm.injectInterrupt(vector: UInt32(Self.kickVector))
+            return
         default:
             throw GuestFailure(message: "unexpected exit \(exit)")
         }
@@ -252,12 +259,33 @@ final class PVCPU: @unchecked Sendable {
     }
 
     /// A vector stub exited: the CPU left the hardware frame on the TSS stack.
-    private func trapEntry(vector: Int) throws {
+    /// Returns false when the vCPU was resumed in place (no return to build).
+    private func trapEntry(vector: Int) throws -> Bool {
         vectorCounts[vector] &+= 1
         let regs = try kvm.registers()
         atCPL0 = true
-        let top = stackTop.assumingMemoryBound(to: UInt64.self)
         let hasError = Self.hasErrorCode(vector)
+        // The frame the CPU pushed, wherever it is: from guest code (CPL3) it
+        // sits at the top of the TSS stack; from the trampoline itself (CPL0)
+        // it sits on whatever stack the trampoline was using.
+        guard let frameWords = domain.hypervisor.hostPointer(virtual: regs.rsp)?.assumingMemoryBound(to: UInt64.self) else {
+            throw GuestFailure(message: "exception \(vector) with the trampoline stack pointer at 0x\(String(regs.rsp, radix: 16))")
+        }
+        let f = hasError ? frameWords + 1 : frameWords
+        if f[1] & 3 == 0 {
+            if vector == Self.kickVector && !hasError {
+                // A kick landed while the trampoline ran: resume it where it
+                // was and look again soon.
+                var k = regs
+                k.rip = f[0]; k.rflags = f[2]; k.rsp = f[3]
+                try kvm.setRegisters(k)
+                armTimer(at: domain.time.systemTime + 50_000)
+                return false
+            }
+            let words = (0..<7).map { String(frameWords[$0], radix: 16) }.joined(separator: " ")
+            throw GuestFailure(message: "exception \(vector) inside the trampoline (rsp=\(String(regs.rsp, radix: 16)) frame: \(words)) after \(lastEntry), returning to rip=\(String(ctx.regs.rip, radix: 16)) cs=\(String(ctx.cs, radix: 16))")
+        }
+        let top = stackTop.assumingMemoryBound(to: UInt64.self)
         let error: UInt64 = hasError ? top[-6] : 0
         ctx.regs = regs
         ctx.regs.rip = top[-5]
@@ -265,22 +293,33 @@ final class PVCPU: @unchecked Sendable {
         ctx.regs.rflags = top[-3]
         ctx.regs.rsp = top[-2]
         ctx.ss = top[-1]
+        if vector == Self.kickVector {
+            return true      // nothing to do but deliver what is pending
+        }
         if vector == 13 && ctx.regs.rip == Layout.trampolineVirtual + Layout.syscallOffset {
-            // `syscall` landed at LSTAR; its `out` faulted. rcx/r11 are the
-            // return rip and rflags the instruction saved.
-            ctx.regs.rip = regs.rcx
-            ctx.regs.rflags = regs.r11
-            if inKernel {
-                trace("hypercall \(regs.rax) (\(String(regs.rdi, radix: 16)), \(String(regs.rsi, radix: 16)), \(String(regs.rdx, radix: 16))) at \(String(regs.rcx, radix: 16))")
-                try hypercall()
-            } else {
-                try syscallBounce()
-            }
-            return
+            try syscallEntry(rcx: regs.rcx, r11: regs.r11)
+            return true
         }
         trace("exception \(vector) error \(String(error, radix: 16)) at \(String(ctx.regs.rip, radix: 16)) \(inKernel ? "kernel" : "user")")
         try exception(vector: vector, error: error)
+        return true
     }
+
+    /// `syscall` landed at LSTAR: rcx/r11 are the return rip and rflags the
+    /// instruction saved. In guest kernel mode it is a hypercall.
+    private func syscallEntry(rcx: UInt64, r11: UInt64) throws {
+        ctx.regs.rip = rcx
+        ctx.regs.rflags = r11
+        if inKernel {
+            trace("hypercall \(ctx.regs.rax) (\(String(ctx.regs.rdi, radix: 16)), \(String(ctx.regs.rsi, radix: 16)), \(String(ctx.regs.rdx, radix: 16))) at \(String(rcx, radix: 16))")
+            try hypercall()
+        } else {
+            try syscallBounce()
+        }
+    }
+
+    /// The vector a kick is injected as: enters the trampoline like an exception.
+    static let kickVector = 32
 
     static func hasErrorCode(_ v: Int) -> Bool { v == 8 || (10...14).contains(v) || v == 17 || v == 21 }
 
@@ -407,7 +446,7 @@ final class PVCPU: @unchecked Sendable {
         words += [ctx.regs.rip, (cs & 0xffff) | (savedMask << 32), flags, oldRSP, ss & 0xffff]
         sp = (sp & ~15) - UInt64(words.count * 8)
         guard writeGuest(words, at: sp) else {
-            throw GuestFailure(message: "cannot write a bounce frame at 0x\(String(sp, radix: 16)) (kernel stack unmapped)")
+            throw GuestFailure(message: "cannot write a bounce frame at 0x\(String(sp, radix: 16)) (kernel stack unmapped: \(walkDescription(sp)))")
         }
         if maskEvents { upcallMask = true }
         ctx.regs.rip = handler
@@ -547,6 +586,21 @@ final class PVCPU: @unchecked Sendable {
         let hc = hypercallCounts.enumerated().filter { $0.element > 0 }.map { "\($0.offset):\($0.element)" }.joined(separator: " ")
         let vc = vectorCounts.enumerated().filter { $0.element > 0 }.map { "\($0.offset):\($0.element)" }.joined(separator: " ")
         return "vcpu\(id): exits=\(exits) stub-returns=\(stubReturns) replayed=\(replayed)\n  hypercalls \(hc)\n  vectors \(vc)"
+    }
+
+    /// The page-table walk for `va` in the current mode's tables, for diagnostics.
+    func walkDescription(_ va: UInt64) -> String {
+        var table = (inKernel ? kernelCR3 : userCR3) & PTE.frameMask
+        var parts: [String] = []
+        for level in stride(from: 4, through: 1, by: -1) {
+            guard let e = domain.memory.load(table + UInt64(PTE.index(va, level: level)) * 8, as: UInt64.self) else {
+                parts.append("L\(level) outside RAM"); break
+            }
+            parts.append("L\(level)[\(PTE.index(va, level: level))]=\(String(e, radix: 16)) type=\(domain.mmu.withLock { $0.kindOf(table >> 12) })")
+            guard PTE.isPresent(e) else { break }
+            table = e & PTE.frameMask
+        }
+        return parts.joined(separator: " ")
     }
 
     func registerDump() -> String {
