@@ -30,7 +30,7 @@ public enum Runner {
         do {
             kernel = try GuestKernel.load(path: kernelPath)
         } catch {
-            fail("\(kernelPath): \(error)")
+            fail("kernel: \(error)")
             return 1
         }
         guard kernel.xen != nil else {
@@ -42,7 +42,7 @@ public enum Runner {
             do {
                 initrd = try readWholeFile(initrdPath, limit: Int(min(options.memoryBytes / 2, 1 << 31)))
             } catch {
-                fail("initrd \(initrdPath): \(error)")
+                fail("initrd: \(error)")
                 return 1
             }
         }

@@ -8,8 +8,6 @@ struct GuestTime: Sendable {
     let bootMonotonic: UInt64
     let bootRealtime: UInt64
     let tscKHz: UInt64
-    /// guest TSC = host TSC + tscOffset (wrapping).
-    var tscOffset: UInt64 = 0
     let multiplier: UInt32
     let shift: Int8
 
@@ -38,7 +36,9 @@ struct GuestTime: Sendable {
     var systemTime: UInt64 { ckvm_monotonic_ns() &- bootMonotonic }
 
     /// Writes vcpu_time_info (32 bytes) at `p`, bracketed by an odd version.
-    func publish(to p: UnsafeMutableRawPointer) {
+    /// `tscOffset` is that vCPU's guest TSC minus the host TSC: KVM keeps one
+    /// per vCPU, so each vCPU's scale is published against its own.
+    func publish(to p: UnsafeMutableRawPointer, tscOffset: UInt64) {
         let odd = (p.load(as: UInt32.self) &+ 1) | 1
         p.storeBytes(of: odd, as: UInt32.self)
         ckvm_fence()

@@ -93,13 +93,18 @@ extension PVCPU {
             }
             return 0
         case 3:                                         // poll {ports, nr, timeout}
-            let timeout = readGuestWord(arg + 16) ?? 0
-            let saved = timerDeadline
-            if timeout != 0 { timerDeadline = timeout }
-            let mask = upcallMask
-            block()
-            upcallMask = mask
-            if timeout != 0 && saved != 0 { timerDeadline = min(saved, timerDeadline == 0 ? saved : timerDeadline) }
+            guard let list = readGuestWord(arg), let n = readGuestWord(arg + 8),
+                  let timeout = readGuestWord(arg + 16) else { return -XenErrno.EFAULT }
+            let count = Int(n & 0xffff_ffff)
+            guard count <= 128 else { return -XenErrno.EINVAL }
+            var ports: [Int] = []
+            for i in 0..<count {
+                guard let w = readGuestWord(list + UInt64(i) * 4) else { return -XenErrno.EFAULT }
+                let port = Int(w & 0xffff_ffff)
+                guard port > 0 && port < EventChannels.portLimit else { return -XenErrno.EINVAL }
+                ports.append(port)
+            }
+            poll(ports: ports, until: timeout)
             return 0
         case 5: return 0                                // shutdown_code
         default: return -XenErrno.ENOSYS
@@ -421,7 +426,7 @@ extension PVCPU {
             other.vcpuInfo = p
             p.storeBytes(of: ~UInt64(0), toByteOffset: 8, as: UInt64.self)
             p.storeBytes(of: UInt8(1), as: UInt8.self)
-            domain.time.publish(to: p + 32)
+            domain.time.publish(to: p + 32, tscOffset: other.tscOffset)
             return 0
         case 13: return -XenErrno.ENOSYS
         case 11: return -XenErrno.ENOSYS

@@ -45,6 +45,9 @@ final class PVCPU: @unchecked Sendable {
     var gdtFrames: [UInt64] = []
     var ldtBase: UInt64 = 0, ldtEntries: UInt64 = 0
 
+    /// This vCPU's guest TSC minus the host TSC.
+    var tscOffset: UInt64 = 0
+
     var ctx = GuestContext()
     var replay: [UInt64] = []
     private var replayCursor = 0
@@ -61,6 +64,8 @@ final class PVCPU: @unchecked Sendable {
     private let threadID = Atomic<Int32>(0)
     private let running = Atomic<Bool>(false)
     let remoteFlush = Atomic<Bool>(false)
+    /// Set while the vCPU sleeps in SCHEDOP_poll: a masked port it polls wakes it.
+    let polling = Atomic<Bool>(false)
     private var timer: timer_t?
     private var pthread = pthread_t()
     private let pthreadReady = Atomic<Bool>(false)
@@ -84,6 +89,15 @@ final class PVCPU: @unchecked Sendable {
         stackTop = hv.hostPointer(virtual: perCPU + Layout.stackOffset + 4096)! + 4096
         replay.reserveCapacity(Layout.replayCapacity)
         try setupCPUID()
+        // KVM's view of this vCPU's TSC against the host's. On this host the
+        // guest reads the TSC natively and the difference is only the few
+        // microseconds between the two reads: treat that as zero, or vCPUs
+        // would disagree about the time by that much.
+        let before = ckvm_rdtsc()
+        let guestTSC = try vcpu.readMSRs([0x10])[0]
+        let after = ckvm_rdtsc()
+        let measured = Int64(bitPattern: guestTSC &- (before / 2 &+ after / 2))
+        tscOffset = abs(measured) < 10_000_000 ? 0 : UInt64(bitPattern: measured)
     }
 
     // MARK: Set-up
@@ -495,7 +509,7 @@ final class PVCPU: @unchecked Sendable {
     func checkTimer() {
         if timerDeadline != 0 && domain.time.systemTime >= timerDeadline {
             timerDeadline = 0
-            domain.time.publish(to: vcpuInfo + 32)
+            domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
             domain.raiseVIRQ(0, vcpu: id)
         }
     }
@@ -511,7 +525,29 @@ final class PVCPU: @unchecked Sendable {
             if wait == 0 { continue }
             _ = VCPU.waitForKick(timeoutNanoseconds: wait)
         }
-        domain.time.publish(to: vcpuInfo + 32)
+        domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
+    }
+
+    /// SCHEDOP_poll: sleep, events still masked, until one of `ports` is
+    /// pending, an event could be delivered, or system time `deadline` passes.
+    func poll(ports: [Int], until deadline: UInt64) {
+        let si = domain.sharedInfo
+        func anyPending() -> Bool {
+            ports.contains { p in (si + 2048 + (p / 64) * 8).load(as: UInt64.self) & (1 << UInt64(p % 64)) != 0 }
+        }
+        polling.store(true, ordering: .releasing)
+        defer { polling.store(false, ordering: .releasing) }
+        while !isStopping {
+            checkTimer()
+            if anyPending() || (upcallPending && !upcallMask) { break }
+            let now = domain.time.systemTime
+            if deadline != 0 && now >= deadline { break }
+            var wait: UInt64 = 1_000_000_000
+            if deadline != 0 { wait = min(wait, deadline - now) }
+            if timerDeadline != 0 { wait = min(wait, timerDeadline > now ? timerDeadline - now : 0) }
+            if wait == 0 { continue }
+            _ = VCPU.waitForKick(timeoutNanoseconds: wait)
+        }
     }
 
     // MARK: Guest virtual memory

@@ -90,11 +90,6 @@ public final class PVDomain: @unchecked Sendable {
         }
         let khz = UInt64((try? vcpus[0].kvm.tscKHz()) ?? 0)
         time = GuestTime(tscKHz: khz > 0 ? khz : 1_000_000)
-        // guest TSC − host TSC, from KVM's view of vCPU 0's TSC.
-        let before = ckvm_rdtsc()
-        let guestTSC = (try? vcpus[0].kvm.readMSRs([0x10]).first) ?? nil ?? before
-        let after = ckvm_rdtsc()
-        time.tscOffset = guestTSC &- (before / 2 &+ after / 2)
         try build()
     }
 
@@ -235,7 +230,7 @@ public final class PVDomain: @unchecked Sendable {
         time.publishWallClock(sharedInfo: sharedInfo)
         for (i, cpu) in vcpus.enumerated() {
             cpu.vcpuInfo = sharedInfo + i * 64
-            time.publish(to: cpu.vcpuInfo + 32)
+            time.publish(to: cpu.vcpuInfo + 32, tscOffset: cpu.tscOffset)
         }
         try vcpus[0].setupBoot(entry: xen.entry, stack: bootStackTop, startInfo: startInfoVirtual, cr3: l4 << 12)
     }
@@ -293,7 +288,11 @@ public final class PVDomain: @unchecked Sendable {
         let old = ckvm_atomic_or64(si + 2048 + word * 8, bit)
         if old & bit != 0 { return }
         let mask = (si + 2560 + word * 8).load(as: UInt64.self)
-        if mask & bit != 0 { return }
+        if mask & bit != 0 {
+            // Masked: no upcall, but a vCPU polling for it must wake (PV spinlocks).
+            for cpu in vcpus where cpu.polling.load(ordering: .acquiring) { cpu.kick() }
+            return
+        }
         vcpus[target].markPending(selector: word)
     }
 

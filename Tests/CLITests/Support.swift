@@ -1,0 +1,79 @@
+import Foundation
+
+/// Runs the built `xeno` binary as a user would, with optional standard input.
+struct Xeno {
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["XENO_BIN"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/xeno").path
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        /// Console lines the guest printed that are not kernel log lines.
+        var consoleLines: [String] {
+            stdout.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.hasPrefix("[") }
+        }
+        /// The lines between the kit's readiness line and its exit line.
+        var commandOutput: [String] {
+            let lines = consoleLines
+            guard let start = lines.firstIndex(where: { $0.hasPrefix("XENOLITH-READY") }) else { return [] }
+            let end = lines.firstIndex(where: { $0.hasPrefix("XENOLITH-EXIT") }) ?? lines.count
+            return Array(lines[(start + 1)..<end]).filter { !$0.isEmpty }
+        }
+        var readiness: String? { consoleLines.first { $0.hasPrefix("XENOLITH-READY") } }
+        var exitLine: String? { consoleLines.first { $0.hasPrefix("XENOLITH-EXIT") } }
+    }
+
+    /// Spawns xeno with stdin/stdout/stderr on temporary files (no pipes to
+    /// leak into concurrently spawned children), waits up to `timeout`.
+    static func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 240) throws -> Result {
+        let dir = NSTemporaryDirectory() + "xeno-test-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let inPath = dir + "/in", outPath = dir + "/out", errPath = dir + "/err"
+        FileManager.default.createFile(atPath: inPath, contents: (input ?? "").data(using: .utf8))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, input == nil ? "/dev/null" : inPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, binary, &actions, nil, argv, environ)
+        guard rc == 0 else { throw NSError(domain: "posix_spawn", code: Int(rc)) }
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(timeout)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                break
+            }
+            usleep(50_000)
+        }
+        let exited = (status & 0x7f) == 0
+        let code: Int32 = exited ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        return Result(status: code, stdout: out, stderr: err)
+    }
+}
+
+final class Locked<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = NSLock()
+    init(_ v: T) { value = v }
+    func set(_ v: T) { lock.lock(); value = v; lock.unlock() }
+    func get() -> T { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+let kvmUsable = access("/dev/kvm", R_OK | W_OK) == 0
+let kitDirectory = (ProcessInfo.processInfo.environment["XENOLITH_CACHE"] ?? "/var/cache/xenolith") + "/kit"
+let kitBuilt = FileManager.default.fileExists(atPath: kitDirectory + "/vmlinuz")
+    && FileManager.default.fileExists(atPath: kitDirectory + "/initrd.img")

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: set everything up, then run every test. Where /dev/kvm
+# exists and we are root, a test that skips for want of KVM, root or the kit
+# is a failure (XENOLITH_REQUIRE_KVM=1, which .ci/run sets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+log=$(mktemp)
+status=0
+swift test 2>&1 | tee "$log" || status=$?
+if [ "${XENOLITH_REQUIRE_KVM:-0}" = 1 ] && [ -e /dev/kvm ] && [ "$(id -u)" = 0 ]; then
+    if grep -E "skipped|Skipped" "$log" | grep -viE "^.*0 skipped" >/dev/null; then
+        echo "test: tests were skipped on a machine that has /dev/kvm and root:" >&2
+        grep -E "skipped|Skipped" "$log" >&2
+        status=1
+    fi
+fi
+rm -f "$log"
+exit $status
