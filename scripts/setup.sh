@@ -19,5 +19,5 @@ fi
 command -v swift >/dev/null 2>&1 || { echo "setup: a Swift 6 toolchain is required (swift not found)" >&2; exit 1; }
 
 bash scripts/build-kit.sh >/dev/null
-swift build -c release --product xeno >&2
+swift build -c release --product xeno --static-swift-stdlib >&2
 echo "setup: done; binary at $(swift build -c release --show-bin-path)/xeno" >&2

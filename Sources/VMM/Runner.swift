@@ -26,33 +26,26 @@ public enum Runner {
             fail("the default guest kit is not built: run 'xeno kit' (or scripts/build-kit.sh) first")
             return 1
         }
-        let kernel: GuestKernel
-        do {
-            kernel = try GuestKernel.load(path: kernelPath)
-        } catch {
-            fail("kernel: \(error)")
-            return 1
-        }
-        guard kernel.xen != nil else {
-            fail("\(kernelPath): kernel has no Xen PV support (no Xen ELF notes); boot it with --hvm")
-            return 1
-        }
-        var initrd: [UInt8]? = nil
-        if let initrdPath {
-            do {
-                initrd = try readWholeFile(initrdPath, limit: Int(min(options.memoryBytes / 2, 1 << 31)))
-            } catch {
-                fail("initrd: \(error)")
-                return 1
-            }
-        }
         var cmdline = options.cmdline ?? "console=hvc0"
         if !options.command.isEmpty { cmdline += " -- " + options.command.joined(separator: " ") }
 
+        // The first boot's images are read before the terminal goes raw, so a
+        // bad kernel or initrd is reported as a plain one-line error.
+        guard let loaded = loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
+                                           memoryBytes: options.memoryBytes) else { return 1 }
+        var firstImages: (GuestKernel, [UInt8]?)? = loaded
         blockControlSignals()
         let terminal = Terminal()
         var status: Int32 = 0
         while true {
+            // Images are read for each boot (a reboot re-reads them) and
+            // released once the domain is built.
+            guard let (kernel, initrd) = firstImages ?? loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
+                                                                  memoryBytes: options.memoryBytes) else {
+                terminal.restore()
+                return 1
+            }
+            firstImages = nil
             let domain: PVDomain
             do {
                 domain = try PVDomain(
@@ -86,6 +79,31 @@ public enum Runner {
         }
         terminal.restore()
         return status
+    }
+
+    private static func loadImages(kernelPath: String, initrdPath: String?,
+                                   memoryBytes: UInt64) -> (GuestKernel, [UInt8]?)? {
+        let kernel: GuestKernel
+        do {
+            kernel = try GuestKernel.load(path: kernelPath)
+        } catch {
+            fail("kernel: \(error)")
+            return nil
+        }
+        guard kernel.xen != nil else {
+            fail("\(kernelPath): kernel has no Xen PV support (no Xen ELF notes); boot it with --hvm")
+            return nil
+        }
+        var initrd: [UInt8]? = nil
+        if let initrdPath {
+            do {
+                initrd = try readWholeFile(initrdPath, limit: Int(min(memoryBytes / 2, 1 << 31)))
+            } catch {
+                fail("initrd: \(error)")
+                return nil
+            }
+        }
+        return (kernel, initrd)
     }
 
     static func fail(_ message: String) {

@@ -14,6 +14,16 @@ public struct PVDomainConfig: Sendable {
     public var kernel: GuestKernel
     public var initrd: [UInt8]?
 
+    /// Everything but the images.
+    public struct Settings: Sendable {
+        public let name: String
+        public let memoryBytes: UInt64
+        public let vcpus: Int
+        public let cmdline: String
+    }
+
+    public var settings: Settings { Settings(name: name, memoryBytes: memoryBytes, vcpus: vcpus, cmdline: cmdline) }
+
     public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, cmdline: String,
                 kernel: GuestKernel, initrd: [UInt8]?) {
         self.name = name; self.memoryBytes = memoryBytes; self.vcpus = vcpus
@@ -32,7 +42,9 @@ public enum DomainExit: Equatable, Sendable {
 /// A Xen PV guest on KVM: guest memory, the hypervisor area, the vCPUs, and
 /// the state they share (page types, event channels, console, time).
 public final class PVDomain: @unchecked Sendable {
-    public let config: PVDomainConfig
+    /// The configuration without the kernel and initrd images, which are
+    /// dropped once loaded (they are tens of MiB the VMM need not keep).
+    public let config: PVDomainConfig.Settings
     let kvm: KVMSystem
     let vm: VirtualMachine
     public let memory: GuestMemory
@@ -66,7 +78,7 @@ public final class PVDomain: @unchecked Sendable {
 
     public init(config: PVDomainConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
         guard config.kernel.xen != nil else { throw BuildError.noXenSupport }
-        self.config = config
+        self.config = config.settings
         kvm = try KVMSystem()
         guard config.vcpus >= 1 && config.vcpus <= min(PVDomain.maxVCPUs, kvm.maxVCPUs) else {
             throw BuildError.vcpuCount(config.vcpus, min(PVDomain.maxVCPUs, kvm.maxVCPUs))
@@ -90,7 +102,7 @@ public final class PVDomain: @unchecked Sendable {
         }
         let khz = UInt64((try? vcpus[0].kvm.tscKHz()) ?? 0)
         time = GuestTime(tscKHz: khz > 0 ? khz : 1_000_000)
-        try build()
+        try build(kernel: config.kernel, initrd: config.initrd)
     }
 
     public static let maxVCPUs = 32
@@ -114,8 +126,7 @@ public final class PVDomain: @unchecked Sendable {
 
     // MARK: Domain builder (start-of-day layout of the x86-64 PV ABI)
 
-    private func build() throws {
-        let kernel = config.kernel
+    private func build(kernel: GuestKernel, initrd: [UInt8]?) throws {
         let xen = kernel.xen!
         let virtBase = xen.virtBase
         var kernelEnd: UInt64 = 0
@@ -179,7 +190,7 @@ public final class PVDomain: @unchecked Sendable {
 
         // Initrd after the mapped region, by pfn (SIF_MOD_START_PFN).
         var modStart: UInt64 = 0, modLength: UInt64 = 0
-        if let initrd = config.initrd {
+        if let initrd {
             let at = mappedEnd
             let room = memory.size > at + (32 << 20) ? memory.size - at - (32 << 20) : 0
             guard UInt64(initrd.count) <= room else { throw BuildError.initrdTooLarge(size: initrd.count, room: room) }
