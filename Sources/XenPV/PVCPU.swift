@@ -42,6 +42,7 @@ final class PVCPU: @unchecked Sendable {
     var syscallMasksEvents = false
     var runstateVirtual: UInt64 = 0
     var timerDeadline: UInt64 = 0
+    private var armedFor: UInt64 = 0
     var gdtFrames: [UInt64] = []
     var ldtBase: UInt64 = 0, ldtEntries: UInt64 = 0
 
@@ -66,6 +67,7 @@ final class PVCPU: @unchecked Sendable {
     let remoteFlush = Atomic<Bool>(false)
     /// Set while the vCPU sleeps in SCHEDOP_poll: a masked port it polls wakes it.
     let polling = Atomic<Bool>(false)
+    let blockedNow = Atomic<Bool>(false)
     private var timer: timer_t?
     private var pthread = pthread_t()
     private let pthreadReady = Atomic<Bool>(false)
@@ -492,8 +494,12 @@ final class PVCPU: @unchecked Sendable {
 
     // MARK: Timer
 
+    /// The one POSIX timer serves the guest's deadline and the VMM's own
+    /// "look again soon"; `armedFor` says which it is set for, so the guest's
+    /// deadline is re-armed after a short look.
     func armTimer(at systemTime: UInt64) {
         guard let timer else { return }
+        armedFor = systemTime
         ckvm_timer_arm_absolute(timer, systemTime &+ domain.time.bootMonotonic)
     }
 
@@ -501,6 +507,7 @@ final class PVCPU: @unchecked Sendable {
         timerDeadline = deadline
         if deadline == 0 {
             if let timer { ckvm_timer_arm_absolute(timer, 0) }
+            armedFor = 0
         } else {
             armTimer(at: max(deadline, 1))
         }
@@ -511,11 +518,15 @@ final class PVCPU: @unchecked Sendable {
             timerDeadline = 0
             domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
             domain.raiseVIRQ(0, vcpu: id)
+        } else if timerDeadline != 0 && armedFor != timerDeadline && domain.time.systemTime >= armedFor {
+            armTimer(at: timerDeadline)
         }
     }
 
     /// SCHEDOP_block: sleep until an event is pending (events unmasked).
     func block() {
+        blockedNow.store(true, ordering: .relaxed)
+        defer { blockedNow.store(false, ordering: .relaxed) }
         upcallMask = false
         while !isStopping {
             checkTimer()
@@ -621,7 +632,10 @@ final class PVCPU: @unchecked Sendable {
     var statistics: String {
         let hc = hypercallCounts.enumerated().filter { $0.element > 0 }.map { "\($0.offset):\($0.element)" }.joined(separator: " ")
         let vc = vectorCounts.enumerated().filter { $0.element > 0 }.map { "\($0.offset):\($0.element)" }.joined(separator: " ")
-        return "vcpu\(id): exits=\(exits) stub-returns=\(stubReturns) replayed=\(replayed)\n  hypercalls \(hc)\n  vectors \(vc)"
+        let now = domain.time.systemTime
+        let timer = timerDeadline == 0 ? "none" : "\(Int64(bitPattern: timerDeadline &- now) / 1000)us"
+        let sel = String(vcpuInfo.load(fromByteOffset: 8, as: UInt64.self), radix: 16)
+        return "vcpu\(id): exits=\(exits) stub-returns=\(stubReturns) replayed=\(replayed) online=\(online.load(ordering: .relaxed)) blocked=\(blockedNow.load(ordering: .relaxed)) polling=\(polling.load(ordering: .relaxed)) pending=\(upcallPending) mask=\(upcallMask) sel=\(sel) timer=\(timer) mode=\(inKernel ? "k" : "u") rip=\(String(ctx.regs.rip, radix: 16))\n  hypercalls \(hc)\n  vectors \(vc)"
     }
 
     /// The page-table walk for `va` in the current mode's tables, for diagnostics.

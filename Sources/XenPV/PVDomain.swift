@@ -268,6 +268,16 @@ public final class PVDomain: @unchecked Sendable {
         }
         for t in threads { pthread_join(t, nil) }
         if getenv("XENO_STATS") != nil {
+            let words = (0..<4).map { w -> String in
+                let p = String((sharedInfo + 2048 + w * 8).load(as: UInt64.self), radix: 16)
+                let m = String((sharedInfo + 2560 + w * 8).load(as: UInt64.self), radix: 16)
+                return "pending[\(w)]=\(p) mask[\(w)]=\(m)"
+            }.joined(separator: " ")
+            let bindings = events.withLock { ev in
+                ev.ports.indices.dropFirst().map { "\($0):\(ev.ports[$0])@\(ev.notifyVCPU[$0])" }.joined(separator: " ")
+            }
+            let line = words + "\nports " + bindings + "\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
             for cpu in vcpus {
                 let line = cpu.statistics + "\n"
                 _ = line.withCString { write(2, $0, strlen($0)) }
