@@ -1,3 +1,4 @@
+import Glibc
 import KVM
 
 /// Xen-style page typing for a PV guest's page tables, the core of its
@@ -14,10 +15,12 @@ struct PageTypes {
     enum Kind: UInt8 { case none = 0, l1 = 1, l2 = 2, l3 = 3, l4 = 4, descriptor = 5 }
 
     let frames: UInt64
-    private(set) var kind: [UInt8]
-    private(set) var typeCount: [UInt32]
-    private(set) var writableCount: [UInt32]
-    private(set) var pinned: [Bool]
+    // Per-frame tables in untouched anonymous memory: only the entries of
+    // frames that become tables or get mapped cost resident memory.
+    private(set) var kind: ZeroedTable<UInt8>
+    private(set) var typeCount: ZeroedTable<UInt32>
+    private(set) var writableCount: ZeroedTable<UInt32>
+    private(set) var pinned: ZeroedTable<Bool>
     /// Hypervisor frames outside RAM the guest may map (shared_info), always RW.
     var extraFrames: Set<UInt64> = []
     /// L4 entries for slots 256–258, installed into every validated L4.
@@ -25,10 +28,10 @@ struct PageTypes {
 
     init(frames: UInt64) {
         self.frames = frames
-        kind = [UInt8](repeating: 0, count: Int(frames))
-        typeCount = [UInt32](repeating: 0, count: Int(frames))
-        writableCount = [UInt32](repeating: 0, count: Int(frames))
-        pinned = [Bool](repeating: false, count: Int(frames))
+        kind = ZeroedTable(count: Int(frames))
+        typeCount = ZeroedTable(count: Int(frames))
+        writableCount = ZeroedTable(count: Int(frames))
+        pinned = ZeroedTable(count: Int(frames))
     }
 
     enum Failure: Error, CustomStringConvertible {
@@ -243,4 +246,35 @@ struct PageTypes {
     var pageTableCount: Int { (0..<Int(frames)).reduce(0) { $0 + (typeCount[$1] > 0 && (1...4).contains(kind[$1]) ? 1 : 0) } }
     func pinnedAs(_ frame: UInt64) -> Kind? { owns(frame) && pinned[Int(frame)] ? kindOf(frame) : nil }
     func writableMappings(of frame: UInt64) -> UInt32 { owns(frame) ? writableCount[Int(frame)] : 0 }
+}
+
+/// A fixed-size table of trivially-copyable values, zero-initialised by the
+/// kernel (anonymous mmap): pages nobody writes stay unbacked. One owner; the
+/// memory lives as long as the process's domain (unmapped with it).
+struct ZeroedTable<Element: BitwiseCopyable> {
+    private let storage: Storage
+
+    final class Storage {
+        let base: UnsafeMutablePointer<Element>
+        let bytes: Int
+        init(count: Int) {
+            bytes = max(1, count * MemoryLayout<Element>.stride)
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            precondition(p != MAP_FAILED && p != nil, "cannot map a page-type table")
+            base = p!.bindMemory(to: Element.self, capacity: count)
+        }
+        deinit { munmap(base, bytes) }
+    }
+
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        storage = Storage(count: count)
+    }
+
+    subscript(i: Int) -> Element {
+        get { storage.base[i] }
+        nonmutating set { storage.base[i] = newValue }
+    }
 }
