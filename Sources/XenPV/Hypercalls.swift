@@ -410,6 +410,7 @@ extension PVCPU {
         case 5:                                                             // register_runstate_memory_area
             guard let va = readGuestWord(arg) else { return -XenErrno.EFAULT }
             other.runstateVirtual = va
+            if other === self { publishRunstate() }
             return 0
         case 6, 7: return 0                                                 // periodic timer: off
         case 8:                                                             // set_singleshot_timer
@@ -431,7 +432,8 @@ extension PVCPU {
         case 13: return -XenErrno.ENOSYS
         case 11: return -XenErrno.ENOSYS
         case 4:                                                             // get_runstate_info
-            return -XenErrno.ENOSYS
+            let words = [UInt64(other.runstate.rawValue), other.runstateEntry] + other.runstateTimes
+            return writeGuest(words, at: arg) ? 0 : -XenErrno.EFAULT
         default: return -XenErrno.ENOSYS
         }
     }

@@ -42,6 +42,11 @@ final class PVCPU: @unchecked Sendable {
     var syscallMasksEvents = false
     var runstateVirtual: UInt64 = 0
     var timerDeadline: UInt64 = 0
+    var runstate = Runstate.offline
+    var runstateEntry: UInt64 = 0
+    var runstateTimes: [UInt64] = [0, 0, 0, 0]
+    private var lastRunDelay: UInt64 = 0
+    private var schedstatFD: Int32 = -1
     private var armedFor: UInt64 = 0
     var gdtFrames: [UInt64] = []
     var ldtBase: UInt64 = 0, ldtEntries: UInt64 = 0
@@ -182,6 +187,9 @@ final class PVCPU: @unchecked Sendable {
         while !stopping.load(ordering: .acquiring) && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
         }
+        lastRunDelay = hostRunDelay()
+        runstateEntry = domain.time.systemTime
+        runstate = .running
         do {
             if !stopping.load(ordering: .acquiring) { try returnToGuest() }
             while !stopping.load(ordering: .acquiring) {
@@ -523,10 +531,73 @@ final class PVCPU: @unchecked Sendable {
         }
     }
 
+    // MARK: Runstate (the time this vCPU really ran)
+
+    /// Xen's runstates: running, runnable (wanted the CPU, the host ran
+    /// something else: steal), blocked, offline.
+    enum Runstate: Int { case running = 0, runnable = 1, blocked = 2, offline = 3 }
+
+    /// Moves to `new`, charging the time since the last change; time the host
+    /// kept this thread waiting for a CPU (its schedstat run delay) counts as
+    /// runnable rather than running.
+    func enterRunstate(_ new: Runstate) {
+        let now = domain.time.systemTime
+        let delay = hostRunDelay()
+        let waited = delay &- lastRunDelay
+        lastRunDelay = delay
+        var elapsed = now &- runstateEntry
+        if runstate == .running {
+            let steal = min(waited, elapsed)
+            runstateTimes[Runstate.runnable.rawValue] &+= steal
+            elapsed -= steal
+        }
+        runstateTimes[runstate.rawValue] &+= elapsed
+        runstate = new
+        runstateEntry = now
+        publishRunstate()
+    }
+
+    /// vcpu_runstate_info {int state; u64 state_entry_time; u64 time[4]} at the
+    /// guest's registered virtual address, bracketed by XEN_RUNSTATE_UPDATE.
+    func publishRunstate() {
+        guard runstateVirtual != 0 else { return }
+        let flag: UInt64 = 1 << 63
+        _ = writeGuest([runstateEntry | flag], at: runstateVirtual + 8)
+        ckvm_fence()
+        _ = writeGuest([UInt64(runstate.rawValue), runstateEntry | flag] + runstateTimes, at: runstateVirtual)
+        ckvm_fence()
+        _ = writeGuest([runstateEntry], at: runstateVirtual + 8)
+    }
+
+    /// Nanoseconds this thread has waited on a host run queue.
+    private func hostRunDelay() -> UInt64 {
+        if schedstatFD < 0 {
+            schedstatFD = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
+            if schedstatFD < 0 { return 0 }
+        }
+        var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        let n = withUnsafeMutableBytes(of: &buf) { pread(schedstatFD, $0.baseAddress, 63, 0) }
+        guard n > 0 else { return 0 }
+        // "run_ns wait_ns slices": the second field.
+        return withUnsafeBytes(of: &buf) { raw -> UInt64 in
+            var field = 0, value: UInt64 = 0
+            for i in 0..<n {
+                let c = raw[i]
+                if c == 0x20 { if field == 1 { return value }; field += 1; value = 0; continue }
+                if field == 1 && c >= 0x30 && c <= 0x39 { value = value * 10 + UInt64(c - 0x30) }
+            }
+            return value
+        }
+    }
+
     /// SCHEDOP_block: sleep until an event is pending (events unmasked).
     func block() {
         blockedNow.store(true, ordering: .relaxed)
-        defer { blockedNow.store(false, ordering: .relaxed) }
+        enterRunstate(.blocked)
+        defer {
+            blockedNow.store(false, ordering: .relaxed)
+            enterRunstate(.running)
+        }
         upcallMask = false
         while !isStopping {
             checkTimer()
@@ -547,7 +618,11 @@ final class PVCPU: @unchecked Sendable {
             ports.contains { p in (si + 2048 + (p / 64) * 8).load(as: UInt64.self) & (1 << UInt64(p % 64)) != 0 }
         }
         polling.store(true, ordering: .releasing)
-        defer { polling.store(false, ordering: .releasing) }
+        enterRunstate(.blocked)
+        defer {
+            polling.store(false, ordering: .releasing)
+            enterRunstate(.running)
+        }
         while !isStopping {
             checkTimer()
             if anyPending() || (upcallPending && !upcallMask) { break }
@@ -635,7 +710,7 @@ final class PVCPU: @unchecked Sendable {
         let now = domain.time.systemTime
         let timer = timerDeadline == 0 ? "none" : "\(Int64(bitPattern: timerDeadline &- now) / 1000)us"
         let sel = String(vcpuInfo.load(fromByteOffset: 8, as: UInt64.self), radix: 16)
-        return "vcpu\(id): exits=\(exits) stub-returns=\(stubReturns) replayed=\(replayed) online=\(online.load(ordering: .relaxed)) blocked=\(blockedNow.load(ordering: .relaxed)) polling=\(polling.load(ordering: .relaxed)) pending=\(upcallPending) mask=\(upcallMask) sel=\(sel) timer=\(timer) mode=\(inKernel ? "k" : "u") rip=\(String(ctx.regs.rip, radix: 16))\n  hypercalls \(hc)\n  vectors \(vc)"
+        return "vcpu\(id): runstate ns running/runnable/blocked/offline=\(runstateTimes) exits=\(exits) stub-returns=\(stubReturns) replayed=\(replayed) online=\(online.load(ordering: .relaxed)) blocked=\(blockedNow.load(ordering: .relaxed)) polling=\(polling.load(ordering: .relaxed)) pending=\(upcallPending) mask=\(upcallMask) sel=\(sel) timer=\(timer) mode=\(inKernel ? "k" : "u") rip=\(String(ctx.regs.rip, radix: 16))\n  hypercalls \(hc)\n  vectors \(vc)"
     }
 
     /// The page-table walk for `va` in the current mode's tables, for diagnostics.
