@@ -472,24 +472,15 @@ extension PVCPU {
             kernelCR3 = l4 << 12
             hardwareCR3 = kernelCR3
             inKernel = true
-            // GDT: copy the caller's frame list format (one frame).
-            if gdtEntries > 0 {
-                let saved = gdtFrames
-                gdtFrames = []
-                var list = [gdtFrame]
-                let r2 = list.withUnsafeMutableBytes { _ in 0 }
-                _ = r2
-                if gdtFrame < domain.frames, let src = domain.memory.pointer(gdtFrame << 12, length: 4096) {
-                    let gdt = domain.hypervisor.hostPointer(virtual: perCPU + Layout.gdtOffset)!
-                    for i in 0..<Int(min(gdtEntries, 512)) {
-                        let d = src.load(fromByteOffset: i * 8, as: UInt64.self)
-                        gdt.storeBytes(of: Self.checkDescriptor(d) ?? 0, toByteOffset: i * 8, as: UInt64.self)
-                    }
-                    gdtFrames = [gdtFrame]
-                } else {
-                    gdtFrames = saved
+            // GDT: the guest's one frame, validated into this vCPU's copy.
+            if gdtEntries > 0, gdtFrame < domain.frames,
+               let src = domain.memory.pointer(gdtFrame << 12, length: 4096) {
+                let gdt = domain.hypervisor.hostPointer(virtual: perCPU + Layout.gdtOffset)!
+                for i in 0..<Int(min(gdtEntries, 512)) {
+                    let d = src.load(fromByteOffset: i * 8, as: UInt64.self)
+                    gdt.storeBytes(of: Self.checkDescriptor(d) ?? 0, toByteOffset: i * 8, as: UInt64.self)
                 }
-                list.removeAll()
+                gdtFrames = [gdtFrame]
             }
             ctx.regs = r
             ctx.cs = UInt64(Layout.flatKernelCS)

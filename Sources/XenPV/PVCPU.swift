@@ -248,7 +248,7 @@ final class PVCPU: @unchecked Sendable {
             return
         case .interrupted:
             VCPU.consumeKick()
-            var regs = try kvm.registers()
+            let regs = try kvm.registers()
             let s = try kvm.specialRegisters()
             if s.cs.selector == Layout.hypervisorCS || regs.rip == Layout.trampolineVirtual + Layout.syscallOffset {
                 // Kicked inside the trampoline, or between a `syscall` and the
@@ -257,14 +257,12 @@ final class PVCPU: @unchecked Sendable {
                 if timerDeadline == 0 || timerDeadline > domain.time.systemTime + 100_000 {
                     armTimer(at: domain.time.systemTime + 50_000)
                 }
-                _ = regs
                 return
             }
             // Guest code at CPL3 (IF is always set there): take it into the
             // trampoline with an interrupt, so the CPU itself switches to CPL0
             // and pushes the frame; reloading segment state by hand here is
             // not something this KVM survives in every state.
-            _ = regs
             try kvm.injectInterrupt(vector: UInt32(Self.kickVector))
             return
         default:

@@ -112,12 +112,14 @@ public final class PVDomain: @unchecked Sendable {
         case vcpuCount(Int, Int)
         case tooSmall(needed: UInt64)
         case initrdTooLarge(size: Int, room: UInt64)
+        case invalidPageTables(String)
         public var description: String {
             switch self {
             case .noXenSupport: "kernel has no Xen PV support (no Xen ELF notes); use --hvm"
             case .vcpuCount(let n, let max): "\(n) vCPUs requested; 1 to \(max) are supported"
             case .tooSmall(let n): "memory too small for this kernel: need at least \(n >> 20) MiB"
             case .initrdTooLarge(let s, let room): "initrd of \(s >> 20) MiB does not fit: \(room >> 20) MiB left after the kernel"
+            case .invalidPageTables(let why): "the initial page tables are invalid: \(why)"
             }
         }
     }
@@ -186,7 +188,7 @@ public final class PVDomain: @unchecked Sendable {
             if let f = types.pin(l4, as: .l4, memory: memory, replay: &replay) { return f }
             return types.get(l4, as: .l4, memory: memory, replay: &replay)   // vCPU 0's CR3
         }
-        if let failure { throw BuildError2.message("initial page tables invalid: \(failure)") }
+        if let failure { throw BuildError.invalidPageTables("\(failure)") }
 
         // Initrd after the mapped region, by pfn (SIF_MOD_START_PFN).
         var modStart: UInt64 = 0, modLength: UInt64 = 0
@@ -244,11 +246,6 @@ public final class PVDomain: @unchecked Sendable {
             time.publish(to: cpu.vcpuInfo + 32, tscOffset: cpu.tscOffset)
         }
         try vcpus[0].setupBoot(entry: xen.entry, stack: bootStackTop, startInfo: startInfoVirtual, cr3: l4 << 12)
-    }
-
-    enum BuildError2: Error, CustomStringConvertible {
-        case message(String)
-        var description: String { if case .message(let m) = self { return m }; return "" }
     }
 
     // MARK: Running
