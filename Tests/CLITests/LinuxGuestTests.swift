@@ -43,4 +43,12 @@ struct LinuxGuestTests {
         #expect(r.status == 0)
         #expect(r.exitLine == "XENOLITH-EXIT 7")
     }
+
+    @Test("with --no-reboot a guest that reboots ends the run instead of starting again")
+    func noReboot() throws {
+        let r = try Xeno.run(["run", "--no-reboot", "--", "reboot -f"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.consoleLines.filter { $0.hasPrefix("XENOLITH-READY") }.count == 1)
+        #expect(r.exitLine == nil)
+    }
 }
