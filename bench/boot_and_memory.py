@@ -34,6 +34,15 @@ def status_shmem(pid):
                 return int(line.split()[1]) / 1024.0
     return 0.0
 
+def lines_of(stream, buf):
+    """Reads what is there from `stream`; returns (complete lines, rest, eof)."""
+    chunk = os.read(stream.fileno(), 65536)
+    if not chunk:
+        return [], buf, True
+    buf += chunk
+    *lines, rest = buf.split(b"\n")
+    return [l.decode(errors="replace") for l in lines], rest, False
+
 def xeno_run(xeno, loops):
     # busybox date has no %N: the guest's /proc/uptime gives centiseconds.
     cmd = ("echo T0 $(cut -d' ' -f1 /proc/uptime); i=0; while [ $i -lt LOOPS ]; do /bin/true; i=$((i+1)); done; "
@@ -49,13 +58,10 @@ def xeno_run(xeno, loops):
         r, _, _ = select.select([p.stdout], [], [], 120)
         if not r:
             break
-        chunk = os.read(p.stdout.fileno(), 65536)
-        if not chunk:
+        lines, buf, eof = lines_of(p.stdout, buf)
+        if eof:
             break
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            s = line.decode(errors="replace")
+        for s in lines:
             if s.startswith("XENOLITH-READY") and ready is None:
                 ready = time.monotonic() - start
             m = re.match(r"T0 ([0-9.]+)", s)
@@ -83,13 +89,10 @@ def qemu_run(seconds):
     while time.monotonic() - start < seconds:
         r, _, _ = select.select([p.stdout], [], [], 0.5)
         if r:
-            chunk = os.read(p.stdout.fileno(), 65536)
-            if not chunk:
+            lines, buf, eof = lines_of(p.stdout, buf)
+            if eof:
                 break
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                s = line.decode(errors="replace").strip()
+            for s in (l.strip() for l in lines):
                 if s:
                     last = s
                 if s.startswith("XENOLITH-READY") and ready is None:

@@ -158,8 +158,6 @@ public final class VCPU: @unchecked Sendable {
         guard ckvm_interrupt(fd, vector) == 0 else { throw KVMError("KVM_INTERRUPT \(vector)") }
     }
 
-    public var readyForInterruptInjection: Bool { ckvm_ready_for_injection(run) != 0 }
-
     /// Guest TSC frequency in kHz.
     public func tscKHz() throws -> UInt32 {
         let r = ckvm_ioctl_int(fd, ckvm_get_tsc_khz(), 0)

@@ -61,22 +61,22 @@ extension PVCPU {
 
     /// HYPERVISOR_iret: iret_context {rax, r11, rcx, flags, rip, cs, rflags, rsp, ss} at rsp.
     private func iretHypercall() throws {
-        var w = [UInt64](repeating: 0, count: 9)
-        let ok = w.withUnsafeMutableBytes { readGuest(ctx.regs.rsp, into: $0) }
+        var w: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let ok = withUnsafeMutableBytes(of: &w) { readGuest(ctx.regs.rsp, into: $0) }
         guard ok else { throw GuestFailure(message: "iret with an unreadable frame at 0x\(String(ctx.regs.rsp, radix: 16))") }
-        let cs = w[5], flags = w[3]
+        let cs = w.5, flags = w.3
         if cs & 3 == 3 && inKernel { try toggleMode() }
-        ctx.regs.rip = w[4]
+        ctx.regs.rip = w.4
         ctx.cs = (cs & 0xffff) | 3
-        ctx.regs.rflags = (w[6] & ~UInt64(0x3000 | 0x2_0000)) | 0x200
-        ctx.regs.rsp = w[7]
-        ctx.ss = (w[8] & 0xffff) | 3
+        ctx.regs.rflags = (w.6 & ~UInt64(0x3000 | 0x2_0000)) | 0x200
+        ctx.regs.rsp = w.7
+        ctx.ss = (w.8 & 0xffff) | 3
         if flags & (1 << 8) == 0 {
-            ctx.regs.r11 = w[1]
-            ctx.regs.rcx = w[2]
+            ctx.regs.r11 = w.1
+            ctx.regs.rcx = w.2
         }
-        ctx.regs.rax = w[0]
-        upcallMask = w[6] & 0x200 == 0
+        ctx.regs.rax = w.0
+        upcallMask = w.6 & 0x200 == 0
     }
 
     private func schedOp(_ cmd: UInt64, arg: UInt64) throws -> Int64 {

@@ -58,8 +58,6 @@ public enum Layout {
     public static let tssSelector: UInt16 = 0xe040
     public static let flatKernelCS = flatRing3CS64
     public static let flatKernelSS = flatRing3SS
-    public static let flatUserCS = flatRing3CS64
-    public static let flatUserSS = flatRing3SS
 }
 
 /// I/O ports the trampoline uses to exit to the VMM.

@@ -463,11 +463,18 @@ final class PVCPU: @unchecked Sendable {
         }
         var flags = ctx.regs.rflags & ~UInt64(0x3000)
         if savedMask != 0 { flags &= ~0x200 } else { flags |= 0x200 }
-        var words: [UInt64] = [ctx.regs.rcx, ctx.regs.r11]
-        if let error { words.append(error) }
-        words += [ctx.regs.rip, (cs & 0xffff) | (savedMask << 32), flags, oldRSP, ss & 0xffff]
-        sp = (sp & ~15) - UInt64(words.count * 8)
-        guard writeGuest(words, at: sp) else {
+        // The frame is built on the stack: a bounce happens on most exits.
+        let count = error == nil ? 7 : 8
+        sp = (sp & ~15) - UInt64(count * 8)
+        let written = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 8) { w -> Bool in
+            var i = 0
+            func push(_ v: UInt64) { w[i] = v; i += 1 }
+            push(ctx.regs.rcx); push(ctx.regs.r11)
+            if let error { push(error) }
+            push(ctx.regs.rip); push((cs & 0xffff) | (savedMask << 32)); push(flags); push(oldRSP); push(ss & 0xffff)
+            return writeGuestBytes(UnsafeRawBufferPointer(start: w.baseAddress, count: count * 8), at: sp)
+        }
+        guard written else {
             throw GuestFailure(message: "cannot write a bounce frame at 0x\(String(sp, radix: 16)) (kernel stack unmapped: \(walkDescription(sp)))")
         }
         if maskEvents { upcallMask = true }

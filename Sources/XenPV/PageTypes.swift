@@ -242,10 +242,6 @@ struct PageTypes {
         return nil
     }
 
-    /// How many frames are currently page tables (for tests and metrics).
-    var pageTableCount: Int { (0..<Int(frames)).reduce(0) { $0 + (typeCount[$1] > 0 && (1...4).contains(kind[$1]) ? 1 : 0) } }
-    func pinnedAs(_ frame: UInt64) -> Kind? { owns(frame) && pinned[Int(frame)] ? kindOf(frame) : nil }
-    func writableMappings(of frame: UInt64) -> UInt32 { owns(frame) ? writableCount[Int(frame)] : 0 }
 }
 
 /// A fixed-size table of trivially-copyable values, zero-initialised by the

@@ -24,6 +24,12 @@ func boot(_ code: [UInt8], memory: UInt64 = 64 << 20) throws -> (DomainExit, Str
     return (exit, capture.text)
 }
 
+/// The message of a crashed domain, nil if it ended any other way.
+func crashMessage(_ exit: DomainExit) -> String? {
+    if case .crash(let message) = exit { return message }
+    return nil
+}
+
 @Suite("PV hypercall layer and trampoline (small guests at CPL3)", .enabled(if: kvmAvailable, "needs /dev/kvm (read-write)"))
 struct HypercallLayerTests {
     @Test("a guest prints through console_io, gets -ENOSYS for an unknown hypercall, and powers off")
@@ -36,10 +42,7 @@ struct HypercallLayerTests {
     @Test("a page-table update mapping a frame the guest does not own is refused and stops the guest")
     func foreignFrameRefused() throws {
         let (exit, _) = try boot(TestGuest.evil)
-        guard case .crash(let message) = exit else {
-            Issue.record("expected a crash, got \(exit)")
-            return
-        }
+        let message = try #require(crashMessage(exit))
         #expect(message.contains("mmu_update refused"))
         #expect(message.contains("does not own"))
     }
@@ -47,10 +50,7 @@ struct HypercallLayerTests {
     @Test("a fatal fault with no handler stops the guest with its registers")
     func fatalFault() throws {
         let (exit, _) = try boot(TestGuest.fault)
-        guard case .crash(let message) = exit else {
-            Issue.record("expected a crash, got \(exit)")
-            return
-        }
+        let message = try #require(crashMessage(exit))
         #expect(message.contains("exception 14"))
         #expect(message.contains("rip="))
     }
@@ -61,7 +61,7 @@ struct HypercallLayerTests {
         let thread = Thread { spinner.withLock { $0 = try? boot(TestGuest.spin) } }
         let (evilExit, _) = try boot(TestGuest.evil)
         thread.join()
-        if case .crash = evilExit {} else { Issue.record("the evil guest was not stopped: \(evilExit)") }
+        #expect(crashMessage(evilExit) != nil, "the evil guest was not stopped: \(evilExit)")
         let result = spinner.withLock { $0 }
         #expect(result?.0 == .poweroff)
         #expect(result?.1 == "spinning\ndone spinning\n")

@@ -165,7 +165,5 @@ static inline int ckvm_interrupt(int vcpu_fd, uint32_t vector) {
     struct kvm_interrupt irq = { .irq = vector };
     return ioctl(vcpu_fd, KVM_INTERRUPT, &irq);
 }
-static inline uint8_t ckvm_ready_for_injection(struct kvm_run *r) { return r->ready_for_interrupt_injection; }
-static inline uint8_t ckvm_if_flag(struct kvm_run *r) { return r->if_flag; }
 
 #endif
