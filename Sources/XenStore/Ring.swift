@@ -78,11 +78,12 @@ public struct XenStoreRing: @unchecked Sendable {
 
     private var reqCons: UInt32
     private var rspProd: UInt32
-    /// A request larger than the ring, taken in pieces: the guest cannot
-    /// place it whole, so it is copied out as it arrives. Smaller requests
-    /// stay in the ring until complete.
-    private var partialHeader: (type: UInt32, reqID: UInt32, txID: UInt32, length: Int)?
-    private var partialPayload: [UInt8] = []
+    /// The request being assembled: every byte the guest has produced is
+    /// taken at once, even part of a header. Linux's writer notifies only
+    /// when it writes into a ring we had drained, and writes a message that
+    /// straddles the end of the ring in two pieces, so bytes left in the ring
+    /// may never be followed by another notification.
+    private var staged: [UInt8] = []
 
     /// Prepares a fresh page for the guest: indices 0, `server_features` 0
     /// (no reconnection, no error field promised), `connection` CONNECTED,
@@ -129,6 +130,7 @@ public struct XenStoreRing: @unchecked Sendable {
 
     private mutating func takeRequests(_ connection: XenStoreConnection) -> Bool {
         var progress = false
+        let headerSize = XenStoreMessage.headerSize
         while connection.pendingOutputBytes < Self.outputHighWater {
             let prod = atomic(Self.reqProdOffset).pointee.load(ordering: .acquiring)
             let available = prod &- reqCons
@@ -137,59 +139,35 @@ public struct XenStoreRing: @unchecked Sendable {
                 return progress
             }
             guard available > 0 else { break }
-            let avail = Int(available)
 
-            if let h = partialHeader {
-                // Continue a request larger than the ring.
-                let n = min(avail, h.length - partialPayload.count)
-                Self.copy(page, from: Self.requestOffset, index: reqCons, count: n, into: &partialPayload)
-                reqCons &+= UInt32(n)
-                publishRequestConsumer()
-                progress = true
-                if partialPayload.count == h.length {
-                    let payload = partialPayload
-                    partialHeader = nil
-                    partialPayload = []
-                    connection.handle(XenStoreMessage(type: XenStoreMessageType(rawValue: h.type),
-                                                      reqID: h.reqID, txID: h.txID, payload: payload))
-                }
-                continue
+            // Take up to the end of the header, or of the message once its
+            // header is known; never past one message.
+            var wanted = headerSize - staged.count
+            if staged.count >= headerSize {
+                let length = staged.withUnsafeBytes { Int(XenStoreMessage.le32($0, 12)) }
+                wanted = headerSize + length - staged.count
             }
+            let n = min(Int(available), wanted)
+            if staged.isEmpty { staged.reserveCapacity(headerSize + XenStoreMessage.maxPayload) }
+            Self.copy(page, from: Self.requestOffset, index: reqCons, count: n, into: &staged)
+            reqCons &+= UInt32(n)
+            publishRequestConsumer()
+            progress = true
 
-            guard avail >= XenStoreMessage.headerSize else { break }  // header not all there yet
-            // Copy the header once; its fields are used from the copy only.
-            var header: [UInt8] = []
-            header.reserveCapacity(XenStoreMessage.headerSize)
-            Self.copy(page, from: Self.requestOffset, index: reqCons, count: XenStoreMessage.headerSize, into: &header)
-            let length = header.withUnsafeBytes { XenStoreMessage.le32($0, 12) }
-            guard length <= UInt32(XenStoreMessage.maxPayload) else {
-                fail(.payloadTooLarge(length: length))
+            guard staged.count >= headerSize else { continue }
+            let fields = staged.withUnsafeBytes {
+                (type: XenStoreMessage.le32($0, 0), reqID: XenStoreMessage.le32($0, 4),
+                 txID: XenStoreMessage.le32($0, 8), length: XenStoreMessage.le32($0, 12))
+            }
+            guard fields.length <= UInt32(XenStoreMessage.maxPayload) else {
+                fail(.payloadTooLarge(length: fields.length))
                 return progress
             }
-            let total = XenStoreMessage.headerSize + Int(length)
-            let fields = header.withUnsafeBytes {
-                (type: XenStoreMessage.le32($0, 0), reqID: XenStoreMessage.le32($0, 4), txID: XenStoreMessage.le32($0, 8))
-            }
-            if avail >= total {
-                var payload: [UInt8] = []
-                payload.reserveCapacity(Int(length))
-                Self.copy(page, from: Self.requestOffset, index: reqCons &+ UInt32(XenStoreMessage.headerSize), count: Int(length), into: &payload)
-                reqCons &+= UInt32(total)
-                publishRequestConsumer()
-                progress = true
-                connection.handle(XenStoreMessage(type: XenStoreMessageType(rawValue: fields.type),
-                                                  reqID: fields.reqID, txID: fields.txID, payload: payload))
-            } else {
-                // Take the header now and the payload as it comes: Linux only
-                // notifies when it writes into a ring we had drained, so a
-                // header left unconsumed would never be followed by a kick.
-                reqCons &+= UInt32(XenStoreMessage.headerSize)
-                partialHeader = (fields.type, fields.reqID, fields.txID, Int(length))
-                partialPayload = []
-                partialPayload.reserveCapacity(Int(length))
-                publishRequestConsumer()
-                progress = true
-            }
+            guard staged.count == headerSize + Int(fields.length) else { continue }
+            let payload = Array(staged[headerSize...])
+            staged.removeAll(keepingCapacity: true)
+            connection.handle(XenStoreMessage(type: XenStoreMessageType(rawValue: fields.type),
+                                              reqID: fields.reqID, txID: fields.txID, payload: payload))
         }
         return progress
     }
