@@ -73,7 +73,13 @@ public enum Runner {
                 fail("guest '\(options.name)' crashed: \(message)")
                 status = 3
             case .stopped:
-                status = signals.received == 0 ? 0 : 128 + signals.received
+                let sig = signals.received
+                status = sig == 0 ? 0 : 128 + sig
+                if sig != 0 {
+                    terminal.restore()
+                    let name = sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "signal \(sig)"
+                    fail("guest '\(options.name)' stopped by \(name)")
+                }
             }
             break
         }

@@ -529,6 +529,9 @@ final class PVCPU: @unchecked Sendable {
     func checkTimer() {
         if timerDeadline != 0 && domain.time.systemTime >= timerDeadline {
             timerDeadline = 0
+            // The guest accounts steal at its tick from the runstate area: a
+            // vCPU that never blocks must still see the host's run-queue wait.
+            enterRunstate(runstate)
             domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
             domain.raiseVIRQ(0, vcpu: id)
         } else if timerDeadline != 0 && armedFor != timerDeadline && domain.time.systemTime >= armedFor {
@@ -567,11 +570,12 @@ final class PVCPU: @unchecked Sendable {
     func publishRunstate() {
         guard runstateVirtual != 0 else { return }
         let flag: UInt64 = 1 << 63
-        _ = writeGuest([runstateEntry | flag], at: runstateVirtual + 8)
+        _ = writeGuestWord(runstateEntry | flag, at: runstateVirtual + 8)
         ckvm_fence()
-        _ = writeGuest([UInt64(runstate.rawValue), runstateEntry | flag] + runstateTimes, at: runstateVirtual)
+        _ = writeGuestWord(UInt64(runstate.rawValue), at: runstateVirtual)
+        for i in 0..<4 { _ = writeGuestWord(runstateTimes[i], at: runstateVirtual + 16 + UInt64(i * 8)) }
         ckvm_fence()
-        _ = writeGuest([runstateEntry], at: runstateVirtual + 8)
+        _ = writeGuestWord(runstateEntry, at: runstateVirtual + 8)
     }
 
     /// Nanoseconds this thread has waited on a host run queue.
@@ -687,6 +691,12 @@ final class PVCPU: @unchecked Sendable {
         var v: UInt64 = 0
         let ok = withUnsafeMutableBytes(of: &v) { readGuest(va, into: $0) }
         return ok ? v : nil
+    }
+
+    func writeGuestWord(_ word: UInt64, at va: UInt64) -> Bool {
+        guard let p = guestPointer(va, length: 8, write: true) else { return false }
+        p.storeBytes(of: word, as: UInt64.self)
+        return true
     }
 
     func writeGuest(_ words: [UInt64], at va: UInt64) -> Bool {

@@ -30,7 +30,9 @@ struct Xeno {
 
     /// Spawns xeno with stdin/stdout/stderr on temporary files (no pipes to
     /// leak into concurrently spawned children), waits up to `timeout`.
-    static func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 240) throws -> Result {
+    /// `signal`: once the console shows `after`, send `signal` to xeno.
+    static func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 240,
+                    signal: (after: String, signal: Int32)? = nil) throws -> Result {
         let dir = NSTemporaryDirectory() + "xeno-test-\(getpid())-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -49,7 +51,13 @@ struct Xeno {
         guard rc == 0 else { throw NSError(domain: "posix_spawn", code: Int(rc)) }
         var status: Int32 = 0
         let deadline = Date().addingTimeInterval(timeout)
+        var signalled = false
         while waitpid(pid, &status, WNOHANG) == 0 {
+            if let signal, !signalled,
+               let out = try? String(contentsOfFile: outPath, encoding: .utf8), out.contains(signal.after) {
+                kill(pid, signal.signal)
+                signalled = true
+            }
             if Date() > deadline {
                 kill(pid, SIGKILL)
                 waitpid(pid, &status, 0)
