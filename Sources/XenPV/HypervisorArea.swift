@@ -88,6 +88,8 @@ final class HypervisorArea: @unchecked Sendable {
         let sys = allocate()
         Trampoline.syscallPage.withUnsafeBytes { pointer(sys).copyMemory(from: $0.baseAddress!, byteCount: 4096) }
         map(l3: trampolineL3, virtual: Layout.trampolineVirtual + Layout.syscallOffset, physical: sys, flags: PTE.user)
+        map(l3: trampolineL3, virtual: Layout.trampolineVirtual + Layout.doorbellOffset, physical: Layout.doorbellPhysical,
+            flags: PTE.user | PTE.writable | PTE.noExecute)
         // IDT: interrupt gates, DPL 0, to the vector stubs.
         let idt = allocate()
         let codeVA = Layout.trampolineVirtual + Layout.codeOffset

@@ -30,6 +30,13 @@ public enum Layout {
     public static let codeOffset: UInt64 = 0x0000
     public static let syscallOffset: UInt64 = 0x1000
     public static let idtOffset: UInt64 = 0x2000
+    /// The hypercall doorbell: a user-writable page with no memory behind it,
+    /// so the landing page's store to it exits to the VMM as MMIO straight
+    /// from CPL3, without an exception through the trampoline.
+    public static let doorbellOffset: UInt64 = 0x3000
+    /// Guest-physical address of the doorbell: above the hypervisor area, in
+    /// no memory slot.
+    public static let doorbellPhysical: UInt64 = hypervisorPhysical + (1 << 35)
     /// Per-vCPU blocks start here, `perCPUStride` apart.
     public static let perCPUOffset: UInt64 = 0x20_0000
     public static let perCPUStride: UInt64 = 0x4_0000   // 256 KiB of address space each
@@ -66,6 +73,4 @@ public enum TrampolinePort {
     public static let vectorLimit: UInt16 = 64
     /// The return stub finished a replay round and wants more work.
     public static let replayRound: UInt16 = 0x40
-    /// A `syscall` reached LSTAR.
-    public static let syscall: UInt16 = 0x41
 }

@@ -47,6 +47,13 @@ final class PVCPU: @unchecked Sendable {
     var runstateTimes: [UInt64] = [0, 0, 0, 0]
     private var lastRunDelay: UInt64 = 0
     private var schedstatFD: Int32 = -1
+    private var doorbellChecked = false
+    /// Set on a doorbell entry: the segments the vCPU still has at CPL3. A
+    /// return that keeps them and needs no replay, CR3 load or flush resumes
+    /// the guest by a register write alone, with no trip through CPL0.
+    private var inPlaceSegments: (cs: UInt64, ss: UInt64)?
+    var syscallEntries: UInt64 = 0
+    var inPlaceReturns: UInt64 = 0
     private var armedFor: UInt64 = 0
     var gdtFrames: [UInt64] = []
     var ldtBase: UInt64 = 0, ldtEntries: UInt64 = 0
@@ -243,6 +250,26 @@ final class PVCPU: @unchecked Sendable {
         case .io(let port, _, _, _, _) where port < TrampolinePort.vectorLimit:
             lastEntry = "vector \(port)"
             guard try trapEntry(vector: Int(port)) else { return }
+        case .mmio(let address, _, _) where address == Layout.doorbellPhysical:
+            // A `syscall` reached the landing page, which stored to the
+            // doorbell: the vCPU is still at CPL3, on the guest's own segments.
+            lastEntry = "syscall"
+            let regs = try kvm.registers()
+            if !inKernel || !doorbellChecked {
+                // Guest user space may have changed its segments itself; the
+                // bounce frame must carry what it really had.
+                let s = try kvm.specialRegisters()
+                guard s.cs.selector & 3 == 3 else {
+                    throw GuestFailure(message: "syscall reached the landing page at CPL\(s.cs.selector & 3): this KVM does not keep syscall at CPL3, which the PV mode relies on")
+                }
+                ctx.cs = UInt64(s.cs.selector); ctx.ss = UInt64(s.ss.selector)
+                doorbellChecked = true
+            }
+            atCPL0 = false
+            ctx.regs = regs
+            inPlaceSegments = (ctx.cs, ctx.ss)
+            syscallEntries &+= 1
+            try syscallEntry(rcx: regs.rcx, r11: regs.r11)
         case .io(let port, _, _, _, _) where port == TrampolinePort.replayRound:
             try continueReplay()
             return
@@ -252,7 +279,7 @@ final class PVCPU: @unchecked Sendable {
             let s = try kvm.specialRegisters()
             if s.cs.selector == Layout.hypervisorCS || regs.rip == Layout.trampolineVirtual + Layout.syscallOffset {
                 // Kicked inside the trampoline, or between a `syscall` and the
-                // landing page's `out` (a state this KVM cannot take a register
+                // landing page's doorbell store (a state this KVM cannot take a register
                 // reload in): let it reach its exit, and look again soon.
                 if timerDeadline == 0 || timerDeadline > domain.time.systemTime + 100_000 {
                     armTimer(at: domain.time.systemTime + 50_000)
@@ -286,6 +313,7 @@ final class PVCPU: @unchecked Sendable {
         vectorCounts[vector] &+= 1
         let regs = try kvm.registers()
         atCPL0 = true
+        inPlaceSegments = nil
         let hasError = Self.hasErrorCode(vector)
         // The frame the CPU pushed, wherever it is: from guest code (CPL3) it
         // sits at the top of the TSS stack; from the trampoline itself (CPL0)
@@ -317,10 +345,6 @@ final class PVCPU: @unchecked Sendable {
         ctx.ss = top[-1]
         if vector == Self.kickVector {
             return true      // nothing to do but deliver what is pending
-        }
-        if vector == 13 && ctx.regs.rip == Layout.trampolineVirtual + Layout.syscallOffset {
-            try syscallEntry(rcx: regs.rcx, r11: regs.r11)
-            return true
         }
         trace("exception \(vector) error \(String(error, radix: 16)) at \(String(ctx.regs.rip, radix: 16)) \(inKernel ? "kernel" : "user")")
         try exception(vector: vector, error: error)
@@ -369,11 +393,23 @@ final class PVCPU: @unchecked Sendable {
         let last = chunk == remaining
         let needStub = chunk > 0 || (last && (desiredCR3 != hardwareCR3 || flushKind != 0))
 
+        let rflags = (ctx.regs.rflags | 0x200) & ~UInt64(0x3000 | 0x2_0000 | 0x100_0000)
+        if !needStub, !atCPL0, let seg = inPlaceSegments, seg.cs == ctx.cs, seg.ss == ctx.ss {
+            inPlaceSegments = nil
+            inPlaceReturns &+= 1
+            var k = ctx.regs
+            k.rflags = rflags
+            try writeSegmentBasesIfDirty()
+            try kvm.setRegisters(k)
+            return
+        }
+        inPlaceSegments = nil
+
         // The iret frame the stub (or the fast path) returns through.
         let iret = Trampoline.Frame.iret / 8
         f[iret] = ctx.regs.rip
         f[iret + 1] = ctx.cs | 3
-        f[iret + 2] = (ctx.regs.rflags | 0x200) & ~UInt64(0x3000 | 0x2_0000 | 0x100_0000)
+        f[iret + 2] = rflags
         f[iret + 3] = ctx.regs.rsp
         f[iret + 4] = ctx.ss | 3
 
@@ -426,13 +462,16 @@ final class PVCPU: @unchecked Sendable {
             try kvm.setSpecialRegisters(s)
             atCPL0 = true
         }
-        if segmentsDirty {
-            try kvm.writeMSRs([(0xC000_0100, fsBase),
-                               (0xC000_0101, inKernel ? gsBaseKernel : gsBaseUser),
-                               (0xC000_0102, inKernel ? gsBaseUser : gsBaseKernel)])
-            segmentsDirty = false
-        }
+        try writeSegmentBasesIfDirty()
         try kvm.setRegisters(k)
+    }
+
+    private func writeSegmentBasesIfDirty() throws {
+        guard segmentsDirty else { return }
+        try kvm.writeMSRs([(0xC000_0100, fsBase),
+                           (0xC000_0101, inKernel ? gsBaseKernel : gsBaseUser),
+                           (0xC000_0102, inKernel ? gsBaseUser : gsBaseKernel)])
+        segmentsDirty = false
     }
 
     // MARK: Mode switches and bounces
@@ -725,7 +764,7 @@ final class PVCPU: @unchecked Sendable {
         let now = domain.time.systemTime
         let timer = timerDeadline == 0 ? "none" : "\(Int64(bitPattern: timerDeadline &- now) / 1000)us"
         let sel = String(vcpuInfo.load(fromByteOffset: 8, as: UInt64.self), radix: 16)
-        return "vcpu\(id): runstate ns running/runnable/blocked/offline=\(runstateTimes) exits=\(exits) stub-returns=\(stubReturns) replayed=\(replayed) online=\(online.load(ordering: .relaxed)) blocked=\(blockedNow.load(ordering: .relaxed)) polling=\(polling.load(ordering: .relaxed)) pending=\(upcallPending) mask=\(upcallMask) sel=\(sel) timer=\(timer) mode=\(inKernel ? "k" : "u") rip=\(String(ctx.regs.rip, radix: 16))\n  hypercalls \(hc)\n  vectors \(vc)"
+        return "vcpu\(id): runstate ns running/runnable/blocked/offline=\(runstateTimes) exits=\(exits) syscalls=\(syscallEntries) in-place-returns=\(inPlaceReturns) stub-returns=\(stubReturns) replayed=\(replayed) online=\(online.load(ordering: .relaxed)) blocked=\(blockedNow.load(ordering: .relaxed)) polling=\(polling.load(ordering: .relaxed)) pending=\(upcallPending) mask=\(upcallMask) sel=\(sel) timer=\(timer) mode=\(inKernel ? "k" : "u") rip=\(String(ctx.regs.rip, radix: 16))\n  hypercalls \(hc)\n  vectors \(vc)"
     }
 
     /// The page-table walk for `va` in the current mode's tables, for diagnostics.

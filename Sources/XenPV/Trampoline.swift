@@ -12,8 +12,12 @@
 ///   addresses; (4) optionally swaps GS; then restores rax/rcx/rdx/rdi/rsi and
 ///   `iretq`s to the guest at CPL3 — or exits with port 0x40 for another round.
 /// - `returnFast`: just `iretq`, when nothing else is needed.
-/// - The syscall page (`out %al, $0x41`) sits at LSTAR; it must be mapped with
-///   U=1 on this KVM (see DESIGN.md's probe notes).
+/// - The syscall landing page sits at LSTAR. On this KVM `syscall` stays at
+///   CPL3, so the page is mapped U=1 and does not run trampoline code: it
+///   stores to the doorbell page, which has no memory behind it, and the
+///   store exits to the VMM as MMIO. The VMM then resumes the guest by a
+///   register write when nothing needs CPL0 (no page-table replay, CR3 load,
+///   flush or segment change): a hypercall round trip never enters CPL0.
 ///
 /// Assembled from the listing in Trampoline.S (kept beside this file).
 enum Trampoline {
@@ -52,7 +56,11 @@ enum Trampoline {
 
     static var syscallPage: [UInt8] {
         var page = [UInt8](repeating: 0xf4, count: 4096)
-        page[0] = 0xe6; page[1] = UInt8(TrampolinePort.syscall); page[2] = 0xf4
+        // mov %al, doorbell(%rip): an MMIO exit from CPL3.
+        let disp = Int32(Layout.doorbellOffset - Layout.syscallOffset - 6)
+        page[0] = 0x88; page[1] = 0x05
+        withUnsafeBytes(of: disp.littleEndian) { for i in 0..<4 { page[2 + i] = $0[i] } }
+        page[6] = 0xf4
         return page
     }
 

@@ -32,6 +32,17 @@ func crashMessage(_ exit: DomainExit) -> String? {
 
 @Suite("PV hypercall layer and trampoline (small guests at CPL3)", .enabled(if: kvmAvailable, "needs /dev/kvm (read-write)"))
 struct HypercallLayerTests {
+    @Test("10000 hypercalls in a row each return the same result and preserve the guest's registers")
+    func hypercallLoop() throws {
+        var start = timespec(), end = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        let (exit, _) = try boot(TestGuest.loop)
+        clock_gettime(CLOCK_MONOTONIC, &end)
+        #expect(exit == .poweroff, "\(crashMessage(exit) ?? "")")
+        let us = (Int(end.tv_sec - start.tv_sec) * 1_000_000 + Int(end.tv_nsec - start.tv_nsec) / 1000) / 10_000
+        print("hypercall round trip: \(us) us (whole run / 10000)")
+    }
+
     @Test("a guest prints through console_io, gets -ENOSYS for an unknown hypercall, and powers off")
     func helloPowersOff() throws {
         let (exit, text) = try boot(TestGuest.hello)
