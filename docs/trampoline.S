@@ -1,3 +1,8 @@
+/*
+ * The CPL0 code of a Xenolith PV guest (Sources/XenPV/Trampoline.swift holds
+ * the bytes). On software-nested KVM every instruction here is emulated, so
+ * each piece is as short as it can be. Assemble with `as` to check the bytes.
+ */
     .code64
     .text
 /* exception and interrupt stubs: one 8-byte slot per vector 0..63; port = vector */
@@ -8,57 +13,45 @@ vectors:
     outb %al, $\v
     hlt
     .endr
+
+/*
+ * Return links at 0x200. The VMM writes a chain at the end of the vCPU's
+ * replay area: [link, operands...] [link, operands...] ... [iret frame], sets
+ * rip to the first link and rsp to its operands. Each link ends in `ret`,
+ * which pops the next link. rcx and r11 are the only scratch registers.
+ */
     .balign 8
-/* return stub: rsp = per-vCPU return frame */
-ret_full:
-    mov %rsp, %rsi
-    mov 0x00(%rsi), %rcx
-    mov 0x08(%rsi), %rdx
-1:  test %rcx, %rcx
-    jz 2f
-    mov (%rdx), %rax
-    mov (%rax), %rdi
-    mov %rdi, (%rax)
-    add $8, %rdx
-    dec %rcx
-    jmp 1b
-2:  mov 0x10(%rsi), %rax
-    test %rax, %rax
-    jz 3f
-    mov %rax, %cr3
-3:  mov 0x18(%rsi), %rax
-    cmp $1, %rax
-    jne 4f
-    mov %cr3, %rax
-    mov %rax, %cr3
-    jmp 5f
-4:  cmp $2, %rax
-    jne 5f
-    mov 0x20(%rsi), %rcx
-    mov 0x28(%rsi), %rdx
-6:  test %rcx, %rcx
-    jz 5f
-    mov (%rdx), %rax
-    invlpg (%rax)
-    add $8, %rdx
-    dec %rcx
-    jmp 6b
-5:  cmpq $0, 0x30(%rsi)
-    je 7f
-    swapgs
-7:  cmpq $0, 0x88(%rsi)
-    jne 8f
-    mov 0x38(%rsi), %rax
-    mov 0x40(%rsi), %rcx
-    mov 0x48(%rsi), %rdx
-    mov 0x50(%rsi), %rdi
-    lea 0x60(%rsi), %rsp
-    mov 0x58(%rsi), %rsi
-ret_fast:
+link_replay:            /* re-store one PTE through the direct map: KVM sees the write */
+    pop %r11
+    lock orq $0, (%r11)
+    ret
+link_load_cr3:
+    pop %rcx
+    mov %rcx, %cr3
+    ret
+link_flush:
+    mov %cr3, %rcx
+    mov %rcx, %cr3
+    ret
+link_invlpg:
+    pop %rcx
+    invlpg (%rcx)
+    ret
+link_restore:           /* the guest's rcx and r11, when it still needs them */
+    pop %rcx
+    pop %r11
+link_iret:
     iretq
-8:  outb %al, $0x40
+link_more:              /* replay list longer than one chain: ask for another round */
+    outb %al, $0x40
     hlt
-    .balign 64
-syscall_entry:
-    outb %al, $0x41
+
+/* The syscall landing page (LSTAR; runs at CPL3 on this KVM): a store to the
+ * doorbell page, which has no memory behind it, exits to the VMM as MMIO. */
+    .balign 4096
+syscall_landing:
+    movb %al, doorbell(%rip)
     hlt
+    .balign 4096
+    .skip 4096
+doorbell:

@@ -20,7 +20,6 @@ final class PVCPU: @unchecked Sendable {
     let kvm: VCPU
     var vcpuInfo: UnsafeMutableRawPointer
     let perCPU: UInt64
-    let frame: UnsafeMutableRawPointer
     let replayArea: UnsafeMutablePointer<UInt64>
     let stackTop: UnsafeMutableRawPointer
 
@@ -52,6 +51,9 @@ final class PVCPU: @unchecked Sendable {
     /// return that keeps them and needs no replay, CR3 load or flush resumes
     /// the guest by a register write alone, with no trip through CPL0.
     private var inPlaceSegments: (cs: UInt64, ss: UInt64)?
+    /// The guest's rcx and r11 need not survive this return: it follows a
+    /// hypercall (`syscall` clobbers both) or a bounce (its frame holds them).
+    private var scratchFree = false
     var syscallEntries: UInt64 = 0
     var inPlaceReturns: UInt64 = 0
     private var armedFor: UInt64 = 0
@@ -98,7 +100,6 @@ final class PVCPU: @unchecked Sendable {
         self.vcpuInfo = domain.sharedInfo + id * 64
         perCPU = Layout.perCPUVirtual(id)
         let hv = domain.hypervisor
-        frame = hv.hostPointer(virtual: perCPU + Layout.frameOffset)!
         replayArea = hv.hostPointer(virtual: perCPU + Layout.replayOffset)!.assumingMemoryBound(to: UInt64.self)
         stackTop = hv.hostPointer(virtual: perCPU + Layout.stackOffset + 4096)! + 4096
         replay.reserveCapacity(Layout.replayCapacity)
@@ -268,6 +269,7 @@ final class PVCPU: @unchecked Sendable {
             atCPL0 = false
             ctx.regs = regs
             inPlaceSegments = (ctx.cs, ctx.ss)
+            scratchFree = false
             syscallEntries &+= 1
             try syscallEntry(rcx: regs.rcx, r11: regs.r11)
         case .io(let port, _, _, _, _) where port == TrampolinePort.replayRound:
@@ -314,6 +316,7 @@ final class PVCPU: @unchecked Sendable {
         let regs = try kvm.registers()
         atCPL0 = true
         inPlaceSegments = nil
+        scratchFree = false
         let hasError = Self.hasErrorCode(vector)
         // The frame the CPU pushed, wherever it is: from guest code (CPL3) it
         // sits at the top of the TSS stack; from the trampoline itself (CPL0)
@@ -357,6 +360,7 @@ final class PVCPU: @unchecked Sendable {
         ctx.regs.rip = rcx
         ctx.regs.rflags = r11
         if inKernel {
+            scratchFree = ctx.regs.rax != 23     // HYPERVISOR_iret restores them from its frame
             trace("hypercall \(ctx.regs.rax) (\(String(ctx.regs.rdi, radix: 16)), \(String(ctx.regs.rsi, radix: 16)), \(String(ctx.regs.rdx, radix: 16))) at \(String(rcx, radix: 16))")
             try hypercall()
         } else {
@@ -385,16 +389,23 @@ final class PVCPU: @unchecked Sendable {
         try writeFrameAndEnter()
     }
 
+    /// More single-address invalidations than this become a full flush.
+    static let invlpgLimit = 64
+
+    /// Resumes the guest: by a register write alone when nothing needs CPL0,
+    /// else through a chain of trampoline return links (see `Trampoline`)
+    /// written at the end of the replay area, ending in the `iretq` frame.
     private func writeFrameAndEnter() throws {
-        let f = frame.assumingMemoryBound(to: UInt64.self)
         let desiredCR3 = inKernel ? kernelCR3 : userCR3
         let remaining = replay.count - replayCursor
-        let chunk = min(remaining, Layout.replayCapacity)
-        let last = chunk == remaining
-        let needStub = chunk > 0 || (last && (desiredCR3 != hardwareCR3 || flushKind != 0))
+        let loadCR3 = desiredCR3 != hardwareCR3
+        var kind = flushKind
+        if kind == 2 && invlpgList.count > Self.invlpgLimit { kind = 1 }
+        if loadCR3 && kind == 1 { kind = 0 }   // the CR3 load flushes
+        let needLinks = remaining > 0 || loadCR3 || kind != 0
 
         let rflags = (ctx.regs.rflags | 0x200) & ~UInt64(0x3000 | 0x2_0000 | 0x100_0000)
-        if !needStub, !atCPL0, let seg = inPlaceSegments, seg.cs == ctx.cs, seg.ss == ctx.ss {
+        if !needLinks, !atCPL0, let seg = inPlaceSegments, seg.cs == ctx.cs, seg.ss == ctx.ss {
             inPlaceSegments = nil
             inPlaceReturns &+= 1
             var k = ctx.regs
@@ -405,55 +416,67 @@ final class PVCPU: @unchecked Sendable {
         }
         inPlaceSegments = nil
 
-        // The iret frame the stub (or the fast path) returns through.
-        let iret = Trampoline.Frame.iret / 8
-        f[iret] = ctx.regs.rip
-        f[iret + 1] = ctx.cs | 3
-        f[iret + 2] = rflags
-        f[iret + 3] = ctx.regs.rsp
-        f[iret + 4] = ctx.ss | 3
+        // The links use rcx and r11 as scratch: restore them unless the
+        // guest has no use for them (after a hypercall, which `syscall`
+        // clobbers them for, or a bounce, whose frame carries them).
+        let restore = needLinks && !scratchFree
+        let tail = (loadCR3 ? 2 : 0) + (kind == 1 ? 1 : kind == 2 ? 2 * invlpgList.count : 0) + (restore ? 3 : 1) + 5
+        let capacity = Layout.replayCapacity
+        let chunk = min(remaining, (capacity - tail) / 2)
+        let last = chunk == remaining
+        let start = capacity - (last ? 2 * chunk + tail : 2 * chunk + 1)
+        let area = replayArea
+        var w = start
+        for i in 0..<chunk {
+            area[w] = Trampoline.Link.address(Trampoline.Link.replay)
+            area[w + 1] = Layout.directVirtual &+ replay[replayCursor + i]
+            w += 2
+        }
+        replayed &+= UInt64(chunk)
+        replayCursor += chunk
+        if !last {
+            area[w] = Trampoline.Link.address(Trampoline.Link.more)
+        } else {
+            if loadCR3 {
+                area[w] = Trampoline.Link.address(Trampoline.Link.loadCR3)
+                area[w + 1] = desiredCR3
+                w += 2
+            }
+            if kind == 1 {
+                area[w] = Trampoline.Link.address(Trampoline.Link.flush)
+                w += 1
+            } else if kind == 2 {
+                for a in invlpgList {
+                    area[w] = Trampoline.Link.address(Trampoline.Link.invlpg)
+                    area[w + 1] = a
+                    w += 2
+                }
+            }
+            if restore {
+                area[w] = Trampoline.Link.address(Trampoline.Link.restore)
+                area[w + 1] = ctx.regs.rcx
+                area[w + 2] = ctx.regs.r11
+                w += 3
+            } else {
+                area[w] = Trampoline.Link.address(Trampoline.Link.iret)
+                w += 1
+            }
+            area[w] = ctx.regs.rip
+            area[w + 1] = ctx.cs | 3
+            area[w + 2] = rflags
+            area[w + 3] = ctx.regs.rsp
+            area[w + 4] = ctx.ss | 3
+            hardwareCR3 = desiredCR3
+            flushKind = 0
+            invlpgList.removeAll(keepingCapacity: true)
+            replay.removeAll(keepingCapacity: true)
+            replayCursor = 0
+        }
+        if needLinks { stubReturns &+= 1 }
 
         var k = ctx.regs
-        if needStub {
-            for i in 0..<chunk { replayArea[i] = Layout.directVirtual &+ replay[replayCursor + i] }
-            replayed &+= UInt64(chunk)
-            stubReturns &+= 1
-            replayCursor += chunk
-            f[Trampoline.Frame.replayCount / 8] = UInt64(chunk)
-            f[Trampoline.Frame.replayList / 8] = perCPU + Layout.replayOffset
-            f[Trampoline.Frame.moreRounds / 8] = last ? 0 : 1
-            if last {
-                f[Trampoline.Frame.newCR3 / 8] = desiredCR3 != hardwareCR3 ? desiredCR3 : 0
-                var kind = flushKind
-                if kind == 2 && invlpgList.count > Trampoline.Frame.invlpgCapacity { kind = 1 }
-                if desiredCR3 != hardwareCR3 && kind == 1 { kind = 0 }   // the CR3 load flushes
-                f[Trampoline.Frame.flushKind / 8] = kind
-                if kind == 2 {
-                    for (i, a) in invlpgList.enumerated() { f[Trampoline.Frame.invlpgListOffset / 8 + i] = a }
-                    f[Trampoline.Frame.invlpgCount / 8] = UInt64(invlpgList.count)
-                    f[Trampoline.Frame.invlpgList / 8] = perCPU + Layout.frameOffset + UInt64(Trampoline.Frame.invlpgListOffset)
-                }
-                hardwareCR3 = desiredCR3
-                flushKind = 0
-                invlpgList.removeAll(keepingCapacity: true)
-                replay.removeAll(keepingCapacity: true)
-                replayCursor = 0
-            } else {
-                f[Trampoline.Frame.newCR3 / 8] = 0
-                f[Trampoline.Frame.flushKind / 8] = 0
-            }
-            f[Trampoline.Frame.swapGS / 8] = 0
-            f[Trampoline.Frame.rax / 8] = ctx.regs.rax
-            f[Trampoline.Frame.rcx / 8] = ctx.regs.rcx
-            f[Trampoline.Frame.rdx / 8] = ctx.regs.rdx
-            f[Trampoline.Frame.rdi / 8] = ctx.regs.rdi
-            f[Trampoline.Frame.rsi / 8] = ctx.regs.rsi
-            k.rip = Layout.trampolineVirtual + UInt64(Trampoline.returnFullOffset)
-            k.rsp = perCPU + Layout.frameOffset
-        } else {
-            k.rip = Layout.trampolineVirtual + UInt64(Trampoline.returnFastOffset)
-            k.rsp = perCPU + Layout.frameOffset + UInt64(Trampoline.Frame.iret)
-        }
+        k.rip = area[start]
+        k.rsp = perCPU + Layout.replayOffset + UInt64(start + 1) * 8
         k.rflags = 0x2
         if !atCPL0 {
             var s = try kvm.specialRegisters()
@@ -488,6 +511,7 @@ final class PVCPU: @unchecked Sendable {
     /// Bounces to a guest kernel handler with Xen's frame
     /// (rcx, r11, [error], rip, cs, rflags, rsp, ss) — PV-NOTES 3.2.
     func bounce(to handler: UInt64, error: UInt64?, maskEvents: Bool) throws {
+        scratchFree = true
         let savedMask: UInt64 = upcallMask ? 1 : 0
         var cs = ctx.cs
         var sp: UInt64
