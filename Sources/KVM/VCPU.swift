@@ -25,8 +25,14 @@ public final class VCPU: @unchecked Sendable {
     public let id: Int
     let run: UnsafeMutablePointer<kvm_run>
     let mapSize: Int
+    /// The general registers are exchanged through kvm_run (KVM_CAP_SYNC_REGS)
+    /// instead of KVM_GET_REGS/KVM_SET_REGS: two ioctls fewer per exit, each
+    /// a vcpu load and put.
+    let registersInRun: Bool
+    /// kvm_run holds the registers once KVM_RUN has returned at least once.
+    private var ranOnce = false
 
-    init(fd: Int32, id: Int, mapSize: Int) throws {
+    init(fd: Int32, id: Int, mapSize: Int, syncRegisters: Bool) throws {
         let p = mmap(nil, mapSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         guard let p, p != MAP_FAILED else {
             let e = errno
@@ -37,6 +43,11 @@ public final class VCPU: @unchecked Sendable {
         self.id = id
         self.mapSize = mapSize
         self.run = ckvm_run_cast(p)
+        self.registersInRun = syncRegisters
+        if syncRegisters {
+            // Valid from the first exit on; before it KVM_GET_REGS answers.
+            ckvm_set_valid_regs(run, ckvm_sync_x86_regs())
+        }
     }
 
     deinit {
@@ -49,7 +60,9 @@ public final class VCPU: @unchecked Sendable {
 
     /// Enters the guest until the next exit. EINTR (a kick) is `.interrupted`.
     public func enter() throws -> VMExit {
-        if ckvm_ioctl_int(fd, ckvm_run(), 0) != 0 {
+        let rc = ckvm_ioctl_int(fd, ckvm_run(), 0)
+        ranOnce = true
+        if rc != 0 {
             let e = errno
             if e == EINTR || e == EAGAIN {
                 ckvm_set_immediate_exit(run, 0)
@@ -89,12 +102,19 @@ public final class VCPU: @unchecked Sendable {
     public func requestImmediateExit() { ckvm_set_immediate_exit(run, 1) }
 
     public func registers() throws -> Registers {
+        if registersInRun && ranOnce { return ckvm_sync_regs(run).pointee }
         var r = kvm_regs()
         guard ckvm_ioctl_ptr(fd, ckvm_get_regs(), &r) == 0 else { throw KVMError("KVM_GET_REGS") }
         return r
     }
 
     public func setRegisters(_ regs: Registers) throws {
+        if registersInRun && ranOnce {
+            // Applied by the next KVM_RUN; later reads see them already.
+            ckvm_sync_regs(run).pointee = regs
+            ckvm_mark_dirty_regs(run, ckvm_sync_x86_regs())
+            return
+        }
         var r = regs
         guard ckvm_ioctl_ptr(fd, ckvm_set_regs(), &r) == 0 else { throw KVMError("KVM_SET_REGS") }
     }

@@ -31,7 +31,8 @@ public final class VirtualMachine: @unchecked Sendable {
     public func createVCPU(id: Int) throws -> VCPU {
         let vfd = ckvm_ioctl_int(fd, ckvm_create_vcpu(), UInt(id))
         guard vfd >= 0 else { throw KVMError("KVM_CREATE_VCPU \(id)") }
-        return try VCPU(fd: vfd, id: id, mapSize: system.vcpuMapSize)
+        let sync = UInt64(max(0, system.checkExtension(Int32(ckvm_cap_sync_regs())))) & ckvm_sync_x86_regs() != 0
+        return try VCPU(fd: vfd, id: id, mapSize: system.vcpuMapSize, syncRegisters: sync)
     }
 
     /// Needed on Intel before running a vCPU; harmless elsewhere.

@@ -57,6 +57,12 @@ static inline struct kvm_run *ckvm_run_cast(void *p) { return (struct kvm_run *)
 // Accessors for kvm_run's anonymous exit union.
 static inline uint32_t ckvm_exit_reason(struct kvm_run *r) { return r->exit_reason; }
 static inline void ckvm_set_immediate_exit(struct kvm_run *r, uint8_t v) { r->immediate_exit = v; }
+/// KVM_CAP_SYNC_REGS: the general registers travel in kvm_run itself.
+static inline int ckvm_cap_sync_regs(void) { return KVM_CAP_SYNC_REGS; }
+static inline uint64_t ckvm_sync_x86_regs(void) { return KVM_SYNC_X86_REGS; }
+static inline void ckvm_set_valid_regs(struct kvm_run *r, uint64_t m) { r->kvm_valid_regs = m; }
+static inline void ckvm_mark_dirty_regs(struct kvm_run *r, uint64_t m) { r->kvm_dirty_regs |= m; }
+static inline struct kvm_regs *ckvm_sync_regs(struct kvm_run *r) { return &r->s.regs.regs; }
 static inline uint8_t ckvm_io_direction(struct kvm_run *r) { return r->io.direction; }
 static inline uint8_t ckvm_io_size(struct kvm_run *r) { return r->io.size; }
 static inline uint16_t ckvm_io_port(struct kvm_run *r) { return r->io.port; }
