@@ -19,7 +19,7 @@ public final class ConsoleBackend: @unchecked Sendable {
 
     public var hasPendingInput: Bool { pendingInput.withLock { !$0.isEmpty } }
 
-    /// Moves output out and input in; notifies the guest if it moved anything.
+    /// Moves output out and input in; notifies the guest when input arrived.
     func service(domain: PVDomain) {
         guard let ring = domain.memory.pointer(domain.consoleFrame << 12, length: 4096) else { return }
         var notify = false
@@ -36,7 +36,10 @@ public final class ConsoleBackend: @unchecked Sendable {
                 scratch.withUnsafeBytes { output(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
                 ckvm_fence()
                 ring.storeBytes(of: prod, toByteOffset: 3080, as: UInt32.self)
-                notify = true
+                // No notification for drained output: Linux's writer sends
+                // an event with every write (drained here at once) and yields
+                // while the ring is full; an upcall per line would only make
+                // its input handler look for input there is none of.
             } else if count != 0 {
                 // Corrupt indices: resynchronise rather than read out of bounds.
                 ring.storeBytes(of: prod, toByteOffset: 3080, as: UInt32.self)
