@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point one way: CKVM → KVM → X86 → GuestImage → Machine / XenPV → VMM → xeno.
+// Dependencies point one way: CKVM → KVM → X86 → GuestImage → Machine → HVM / XenPV → VMM → xeno.
 // The per-guest process (xeno run) links no Foundation: it costs ~10 MiB RSS.
 let package = Package(
     name: "Xenolith",
@@ -23,13 +23,16 @@ let package = Package(
         // The x86-64 HVM machine: boot protocol, e820, long-mode entry, CPUID,
         // ACPI tables, legacy devices (16550, i8042, CMOS RTC, PCI host bridge).
         .target(name: "Machine", dependencies: ["GuestImage"]),
+        // Hardware-virtualized guests: a KVM VM running the Machine (vCPU
+        // threads, port I/O to devices, in-kernel interrupt controllers).
+        .target(name: "HVM", dependencies: ["KVM", "Machine", "GuestImage", "CKVM"]),
         // Xenstore: the tree, its wire protocol and the guest ring.
         .target(name: "XenStore"),
         // The Xen x86-64 PV ABI on KVM: domain builder, trampoline, hypercalls,
         // MMU validation, event channels, time, console.
         .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "XenStore", "CXen"]),
         // Assembles a guest from options, runs vCPU threads, console, lifecycle.
-        .target(name: "VMM", dependencies: ["XenPV", "Machine", "KVM"]),
+        .target(name: "VMM", dependencies: ["XenPV", "HVM", "KVM"]),
         .executableTarget(name: "xeno", dependencies: ["VMM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "X86Tests", dependencies: ["X86"]),

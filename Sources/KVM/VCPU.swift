@@ -24,7 +24,7 @@ public final class VCPU: @unchecked Sendable {
     public let fd: Int32
     public let id: Int
     let run: UnsafeMutablePointer<kvm_run>
-    let mapSize: Int
+    public let mapSize: Int
     /// The general registers are exchanged through kvm_run (KVM_CAP_SYNC_REGS)
     /// instead of KVM_GET_REGS/KVM_SET_REGS: two ioctls fewer per exit, each
     /// a vcpu load and put.
@@ -171,6 +171,21 @@ public final class VCPU: @unchecked Sendable {
         let out = (raw + MemoryLayout<kvm_cpuid2>.size).assumingMemoryBound(to: kvm_cpuid_entry2.self)
         for (i, e) in entries.enumerated() { out[i] = e.raw }
         guard ckvm_ioctl_ptr(fd, ckvm_set_cpuid2(), raw) == 0 else { throw KVMError("KVM_SET_CPUID2") }
+    }
+
+    /// Delivers exception `vector` to the guest on the next entry, as the
+    /// CPU would (KVM_SET_VCPU_EVENTS): for a trap such as #BP, rip must
+    /// already point past the instruction.
+    public func injectException(vector: UInt8, errorCode: UInt32? = nil) throws {
+        var events = kvm_vcpu_events()
+        guard ckvm_ioctl_ptr(fd, ckvm_get_vcpu_events(), &events) == 0 else { throw KVMError("KVM_GET_VCPU_EVENTS") }
+        events.exception.injected = 1
+        events.exception.nr = vector
+        events.exception.has_error_code = errorCode == nil ? 0 : 1
+        events.exception.error_code = errorCode ?? 0
+        events.exception.pending = 0
+        events.flags = 0
+        guard ckvm_ioctl_ptr(fd, ckvm_set_vcpu_events(), &events) == 0 else { throw KVMError("KVM_SET_VCPU_EVENTS") }
     }
 
     /// KVM_INTERRUPT: queue an external interrupt (userspace irqchip only).

@@ -35,6 +35,33 @@ public final class VirtualMachine: @unchecked Sendable {
         return try VCPU(fd: vfd, id: id, mapSize: system.vcpuMapSize, syncRegisters: sync)
     }
 
+    /// The in-kernel interrupt controllers (PIC, I/O APIC, a local APIC per
+    /// vCPU). Before any vCPU is created.
+    public func createInterruptController() throws {
+        guard ckvm_ioctl_int(fd, ckvm_create_irqchip(), 0) == 0 else { throw KVMError("KVM_CREATE_IRQCHIP") }
+    }
+
+    /// The in-kernel i8254 PIT (its speaker port included).
+    public func createPIT() throws {
+        var config = kvm_pit_config()
+        guard ckvm_ioctl_ptr(fd, ckvm_create_pit2(), &config) == 0 else { throw KVMError("KVM_CREATE_PIT2") }
+    }
+
+    /// Sets the level of interrupt line `gsi` (PIC and I/O APIC input).
+    public func setInterruptLine(_ gsi: UInt32, high: Bool) throws {
+        var level = kvm_irq_level()
+        level.irq = gsi
+        level.level = high ? 1 : 0
+        guard ckvm_ioctl_ptr(fd, ckvm_irq_line(), &level) == 0 else { throw KVMError("KVM_IRQ_LINE \(gsi)") }
+    }
+
+    /// Intel only: a page the CPU needs for real mode under EPT; must lie
+    /// outside guest RAM.
+    public func setIdentityMapAddress(_ address: UInt64) throws {
+        var a = address
+        guard ckvm_ioctl_ptr(fd, ckvm_set_identity_map_addr(), &a) == 0 else { throw KVMError("KVM_SET_IDENTITY_MAP_ADDR") }
+    }
+
     /// Needed on Intel before running a vCPU; harmless elsewhere.
     public func setTSSAddress(_ address: UInt64) throws {
         guard ckvm_ioctl_int(fd, ckvm_set_tss_addr(), UInt(address)) == 0 else {

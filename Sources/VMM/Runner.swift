@@ -1,6 +1,7 @@
 import CKVM
 import Glibc
 import GuestImage
+import HVM
 import Synchronization
 import XenPV
 
@@ -8,10 +9,6 @@ import XenPV
 /// Ctrl-] detaches) or plain stdio when piped.
 public enum Runner {
     public static func run(_ options: RunOptions) -> Int32 {
-        if options.mode == .hvm {
-            fail("HVM mode is not available yet in this build; run without --hvm for a PV guest")
-            return 2
-        }
         if access("/dev/kvm", F_OK) != 0 {
             fail("/dev/kvm does not exist: this host has no KVM (load the kvm module)")
             return 1
@@ -26,13 +23,14 @@ public enum Runner {
             fail("the default guest kit is not built: run 'xeno kit' (or scripts/build-kit.sh) first")
             return 1
         }
-        var cmdline = options.cmdline ?? "console=hvc0"
+        // The console is hvc0 (Xen's PV console) in PV mode, COM1 in HVM mode.
+        var cmdline = options.cmdline ?? (options.mode == .pv ? "console=hvc0" : Self.hvmCommandLine)
         if !options.command.isEmpty { cmdline += " -- " + options.command.joined(separator: " ") }
 
         // The first boot's images are read before the terminal goes raw, so a
         // bad kernel or initrd is reported as a plain one-line error.
         guard let loaded = loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
-                                           memoryBytes: options.memoryBytes) else { return 1 }
+                                      memoryBytes: options.memoryBytes, mode: options.mode) else { return 1 }
         var firstImages: (GuestKernel, [UInt8]?)? = loaded
         blockControlSignals()
         let terminal = Terminal()
@@ -41,17 +39,25 @@ public enum Runner {
             // Images are read for each boot (a reboot re-reads them) and
             // released once the domain is built.
             guard let (kernel, initrd) = firstImages ?? loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
-                                                                  memoryBytes: options.memoryBytes) else {
+                                                                  memoryBytes: options.memoryBytes, mode: options.mode) else {
                 terminal.restore()
                 return 1
             }
             firstImages = nil
-            let domain: PVDomain
+            let domain: ConsoleGuest
             do {
-                domain = try PVDomain(
-                    config: PVDomainConfig(name: options.name, memoryBytes: options.memoryBytes,
-                                           vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd),
-                    consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                switch options.mode {
+                case .pv:
+                    domain = try PVDomain(
+                        config: PVDomainConfig(name: options.name, memoryBytes: options.memoryBytes,
+                                               vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd),
+                        consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                case .hvm:
+                    domain = try HVMDomain(
+                        config: HVMConfig(name: options.name, memoryBytes: options.memoryBytes,
+                                          vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd),
+                        consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                }
             } catch {
                 terminal.restore()
                 fail("\(error)")
@@ -61,7 +67,7 @@ public enum Runner {
             input.start()
             let signals = SignalWatcher(domain: domain)
             signals.start()
-            let reason = domain.run()
+            let reason = domain.runToEnd()
             input.stop()
             switch reason {
             case .poweroff: status = 0
@@ -72,6 +78,10 @@ public enum Runner {
                 terminal.restore()
                 fail("guest '\(options.name)' crashed: \(message)")
                 status = 3
+            case .userSpaceUnsupported:
+                terminal.restore()
+                fail("guest '\(options.name)': its kernel booted to the start of init, but this host's KVM (kvm_pvm, software-nested) cannot run HVM guest user space: a 64-bit syscall from a guest process never reaches the guest kernel. Run it as a PV guest (without --hvm).")
+                status = 4
             case .stopped:
                 let sig = signals.received
                 status = sig == 0 ? 0 : 128 + sig
@@ -87,8 +97,11 @@ public enum Runner {
         return status
     }
 
+    /// HVM: COM1 console; no PS/2 probe wait; kvm-clock from the start.
+    static let hvmCommandLine = "console=ttyS0 earlyprintk=ttyS0 i8042.noaux reboot=acpi"
+
     private static func loadImages(kernelPath: String, initrdPath: String?,
-                                   memoryBytes: UInt64) -> (GuestKernel, [UInt8]?)? {
+                                   memoryBytes: UInt64, mode: RunOptions.Mode) -> (GuestKernel, [UInt8]?)? {
         let kernel: GuestKernel
         do {
             kernel = try GuestKernel.load(path: kernelPath)
@@ -96,7 +109,11 @@ public enum Runner {
             fail("kernel: \(error)")
             return nil
         }
-        guard kernel.xen != nil else {
+        if mode == .hvm, let image = kernel.bzImage, !image.has64BitEntry {
+            fail("\(kernelPath): kernel does not support the 64-bit boot protocol (XLF_KERNEL_64 not set in its header)")
+            return nil
+        }
+        guard mode == .hvm || kernel.xen != nil else {
             fail("\(kernelPath): kernel has no Xen PV support (no Xen ELF notes); boot it with --hvm")
             return nil
         }
@@ -127,10 +144,10 @@ public enum Runner {
 
 /// Waits for SIGINT/SIGTERM/SIGHUP and stops the guest cleanly.
 final class SignalWatcher: @unchecked Sendable {
-    let domain: PVDomain
+    let domain: ConsoleGuest
     private let got = Atomic<Int32>(0)
     var received: Int32 { got.load(ordering: .acquiring) }
-    init(domain: PVDomain) { self.domain = domain }
+    init(domain: ConsoleGuest) { self.domain = domain }
 
     func start() {
         let box = Unmanaged.passRetained(self).toOpaque()
@@ -141,12 +158,12 @@ final class SignalWatcher: @unchecked Sendable {
             sigemptyset(&set)
             sigaddset(&set, SIGINT); sigaddset(&set, SIGTERM); sigaddset(&set, SIGHUP)
             var sig: Int32 = 0
-            while me.domain.exitReason == nil {
+            while !me.domain.hasEnded {
                 var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
                 sig = sigtimedwait(&set, nil, &ts)
                 if sig > 0 {
                     me.got.store(sig, ordering: .releasing)
-                    me.domain.end(.stopped)
+                    me.domain.stopRun()
                     break
                 }
             }

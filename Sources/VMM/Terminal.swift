@@ -1,6 +1,5 @@
 import Glibc
 import Synchronization
-import XenPV
 
 /// The host side of the guest console: raw mode on a TTY (restored on exit),
 /// Ctrl-] to detach, plain stdio when piped.
@@ -35,10 +34,10 @@ final class Terminal: @unchecked Sendable {
 
 /// Reads host input and feeds it to the guest console as it makes room.
 final class ConsoleInput: @unchecked Sendable {
-    let domain: PVDomain
+    let domain: ConsoleGuest
     let terminal: Terminal
     private let done = Atomic<Bool>(false)
-    init(domain: PVDomain, terminal: Terminal) { self.domain = domain; self.terminal = terminal }
+    init(domain: ConsoleGuest, terminal: Terminal) { self.domain = domain; self.terminal = terminal }
 
     func start() {
         let box = Unmanaged.passRetained(self).toOpaque()
@@ -56,25 +55,25 @@ final class ConsoleInput: @unchecked Sendable {
     private func loop() {
         var buf = [UInt8](repeating: 0, count: 1024)
         var eof = false
-        while !done.load(ordering: .acquiring) && domain.exitReason == nil {
+        while !done.load(ordering: .acquiring) && !domain.hasEnded {
             // Pace input to the guest: only read more when the backlog is small.
-            if eof || domain.console.hasPendingInput {
-                domain.console.kick(domain: domain)
+            if eof || domain.consoleHasPendingInput {
+                domain.pushConsoleInput()
                 usleep(20_000)
                 continue
             }
             var p = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
             let r = poll(&p, 1, 200)
-            if r <= 0 { domain.console.kick(domain: domain); continue }
+            if r <= 0 { domain.pushConsoleInput(); continue }
             let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress!, 1024) }
             if n <= 0 { eof = true; continue }
             if terminal.isTTY, let i = buf[0..<n].firstIndex(of: 0x1d) {   // Ctrl-]
-                if i > 0 { buf.withUnsafeBytes { domain.console.enqueueInput(UnsafeRawBufferPointer(rebasing: $0[0..<i])) } }
-                domain.end(.stopped)
+                if i > 0 { buf.withUnsafeBytes { domain.enqueueConsoleInput(UnsafeRawBufferPointer(rebasing: $0[0..<i])) } }
+                domain.stopRun()
                 return
             }
-            buf.withUnsafeBytes { domain.console.enqueueInput(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            domain.console.kick(domain: domain)
+            buf.withUnsafeBytes { domain.enqueueConsoleInput(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            domain.pushConsoleInput()
         }
     }
 }

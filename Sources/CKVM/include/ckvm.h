@@ -35,6 +35,8 @@ static inline unsigned long ckvm_set_fpu(void) { return KVM_SET_FPU; }
 static inline unsigned long ckvm_get_tsc_khz(void) { return KVM_GET_TSC_KHZ; }
 static inline unsigned long ckvm_get_dirty_log(void) { return KVM_GET_DIRTY_LOG; }
 static inline unsigned long ckvm_create_irqchip(void) { return KVM_CREATE_IRQCHIP; }
+static inline unsigned long ckvm_get_vcpu_events(void) { return KVM_GET_VCPU_EVENTS; }
+static inline unsigned long ckvm_set_vcpu_events(void) { return KVM_SET_VCPU_EVENTS; }
 static inline unsigned long ckvm_create_pit2(void) { return KVM_CREATE_PIT2; }
 static inline unsigned long ckvm_irq_line(void) { return KVM_IRQ_LINE; }
 static inline unsigned long ckvm_get_xcrs(void) { return KVM_GET_XCRS; }

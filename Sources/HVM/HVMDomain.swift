@@ -1,0 +1,278 @@
+import CKVM
+import Glibc
+import GuestImage
+import KVM
+import Machine
+import Synchronization
+
+/// What an HVM guest is built from.
+public struct HVMConfig: Sendable {
+    public var name: String
+    public var memoryBytes: UInt64
+    public var vcpus: Int
+    public var cmdline: String
+    public var kernel: GuestKernel
+    public var initrd: [UInt8]?
+
+    public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, cmdline: String,
+                kernel: GuestKernel, initrd: [UInt8]?) {
+        self.name = name
+        self.memoryBytes = memoryBytes
+        self.vcpus = vcpus
+        self.cmdline = cmdline
+        self.kernel = kernel
+        self.initrd = initrd
+    }
+}
+
+/// How an HVM guest's run ended.
+public enum HVMExit: Equatable, Sendable {
+    case poweroff
+    case reboot
+    case crash(String)
+    case stopped
+    /// The kernel reached the start of init on a KVM that cannot run HVM
+    /// guest user space (software-nested, `kvm_pvm`).
+    case userSpaceUnsupported
+}
+
+public struct HVMBuildError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
+/// A hardware-virtualized guest: the guest kernel runs at CPL0 of its KVM VM
+/// on the x86-64 machine of the Machine module (direct 64-bit boot, ACPI,
+/// in-kernel interrupt controllers and PIT, legacy devices on I/O ports).
+public final class HVMDomain: @unchecked Sendable {
+    public let config: HVMConfig
+    let kvm: KVMSystem
+    let vm: VirtualMachine
+    let memory: GuestMemory
+    let layout: BootLayout
+    let bus = PortBus()
+    private(set) var cpus: [HVMCPU] = []
+    private let exitState = Mutex<HVMExit?>(nil)
+    let console: @Sendable (UnsafeRawBufferPointer) -> Void
+    /// The COM1 UART: the guest's console.
+    private(set) var serial: Serial16550!
+    /// Exits the VMM handled by emulating an instruction KVM's emulator failed on.
+    let emulationFailures = Atomic<Int>(0)
+
+    /// On a software-nested KVM the guest kernel's `cpuid` runs on the host
+    /// CPU, past KVM's CPUID table, so the features KVM's emulator cannot
+    /// carry (XSAVE's `xrstor`, SMAP's `clac`, `cmpxchg16b`, ...) are taken
+    /// away on the kernel's command line instead; and the lockup watchdogs,
+    /// which only report how slow emulation is, are turned off.
+    static let emulatedKernelOptions = " nowatchdog noxsave clearcpuid=smap,smep,pcid,invpcid,cx16,rdrand,rdseed,fsgsbase,rtm,hle,umip,pku,popcnt,movbe,bmi1,bmi2,abm,adx"
+
+    /// The I/O APIC input the COM1 UART drives (ISA IRQ 4).
+    static let serialIRQ: UInt32 = 4
+    /// Guest-physical page KVM may use for its real-mode TSS (Intel), and
+    /// the identity-map page after it: in the PCI hole, outside RAM.
+    static let kvmTSSAddress: UInt64 = 0xfffb_d000
+
+    public init(config: HVMConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
+        guard config.vcpus >= 1 else { throw HVMBuildError("at least one vCPU is needed") }
+        self.config = config
+        self.console = consoleOutput
+        kvm = try KVMSystem()
+        vm = try kvm.createVM()
+        layout = BootLayout(memorySize: config.memoryBytes)
+        memory = try GuestMemory(size: config.memoryBytes, name: "xenolith-\(config.name)")
+
+        var slot: UInt32 = 0
+        var hostOffset: UInt64 = 0
+        for r in layout.ramRanges {
+            try vm.setMemoryRegion(slot: slot, guestPhysical: r.start, size: r.size, host: memory.base + Int(hostOffset))
+            slot += 1
+            hostOffset += r.size
+        }
+        try vm.setTSSAddress(Self.kvmTSSAddress)
+        try? vm.setIdentityMapAddress(Self.kvmTSSAddress + 0x3000)
+        try vm.createInterruptController()
+        try vm.createPIT()
+
+        try buildDevices()
+        try load()
+
+        let policy = HVMCPUIDPolicy(supported: try kvm.supportedCPUID(), emulatedKernel: HVMCPUIDPolicy.kernelIsEmulated)
+        for i in 0..<config.vcpus {
+            let vcpu = try vm.createVCPU(id: i)
+            let leaves = policy.entries(forVCPU: i, count: config.vcpus)
+            if i == 0 && getenv("XENO_TRACE") != nil {
+                for e in leaves {
+                    let line = "cpuid \(String(e.function, radix: 16)).\(e.index): \(String(e.eax, radix: 16)) \(String(e.ebx, radix: 16)) \(String(e.ecx, radix: 16)) \(String(e.edx, radix: 16))\n"
+                    _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+                }
+            }
+            try vcpu.setCPUID(leaves)
+            cpus.append(HVMCPU(domain: self, id: i, vcpu: vcpu))
+        }
+        try cpus[0].setBootState(entry: config.kernel.elf.entry)
+    }
+
+    /// Guest RAM is one memfd; below 4 GiB the address is the offset, above
+    /// it the offset continues after the low part.
+    func hostPointer(_ gpa: UInt64, length: UInt64) -> UnsafeMutableRawPointer? {
+        for r in layout.ramRanges {
+            guard gpa >= r.start, length <= r.size, gpa - r.start <= r.size - length else { continue }
+            let offset = gpa - r.start + (r.start == 0 ? 0 : layout.lowRAMTop)
+            return memory.pointer(offset, length: length)
+        }
+        return nil
+    }
+
+    private func write(_ bytes: [UInt8], at gpa: UInt64, what: String) throws {
+        guard let p = hostPointer(gpa, length: UInt64(bytes.count)) else {
+            throw HVMBuildError("\(what) (\(bytes.count) bytes at 0x\(String(gpa, radix: 16))) does not fit in guest memory")
+        }
+        bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+    }
+
+    private func buildDevices() throws {
+        let watcher = InitStartWatcher(active: HVMCPUIDPolicy.kernelIsEmulated) { [weak self] in
+            self?.end(.userSpaceUnsupported)
+        }
+        let serial = Serial16550(
+            output: { [console] byte in
+                withUnsafeBytes(of: byte) { console($0) }
+                watcher.feed(byte)
+            },
+            interrupt: { [weak self] high in try? self?.vm.setInterruptLine(Self.serialIRQ, high: high) })
+        self.serial = serial
+        let devices: [PortDevice] = [
+            serial,
+            I8042(reset: { [weak self] in self?.end(.reboot) }),
+            CMOSClock(),
+            PCIHostBridge(),
+            PowerControl(powerOff: { [weak self] in self?.end(.poweroff) }, reset: { [weak self] in self?.end(.reboot) }),
+        ]
+        for d in devices where !bus.register(d) {
+            throw HVMBuildError("I/O ports \(d.ports) claimed twice")
+        }
+    }
+
+    /// Kernel at its physical addresses, initrd at the top of low RAM,
+    /// command line, ACPI tables, zero page, GDT and page tables.
+    private func load() throws {
+        let kernel = config.kernel
+        let (kstart, kend) = kernel.kernelPhysicalRange()
+        guard kstart >= BootLayout.highMemoryStart, kend <= layout.lowRAMTop else {
+            throw HVMBuildError("the kernel needs guest memory 0x\(String(kstart, radix: 16))–0x\(String(kend, radix: 16)); give the guest more memory")
+        }
+        try kernel.loadSegments { paddr, bytes, memorySize in
+            guard let p = hostPointer(paddr, length: memorySize) else {
+                throw HVMBuildError("kernel segment at 0x\(String(paddr, radix: 16)) does not fit in guest memory")
+            }
+            p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            memset(p + bytes.count, 0, Int(memorySize) - bytes.count)
+        }
+
+        var initrdPlace: (address: UInt64, size: UInt64)?
+        if let initrd = config.initrd, !initrd.isEmpty {
+            let limit = min(layout.lowRAMTop, BootParams.initrdAddressLimit(kernel.bzImage) + 1)
+            let size = UInt64(initrd.count)
+            guard limit > size else { throw HVMBuildError("initrd of \(initrd.count) bytes does not fit below 0x\(String(limit, radix: 16))") }
+            let address = (limit - size) & ~UInt64(0xfff)
+            guard address >= (kend + 0xfff) & ~UInt64(0xfff) else {
+                throw HVMBuildError("initrd of \(initrd.count) bytes does not fit beside the kernel in \(config.memoryBytes >> 20) MiB")
+            }
+            try write(initrd, at: address, what: "initrd")
+            initrdPlace = (address, size)
+        }
+
+        let cmdline = Array((config.cmdline + (HVMCPUIDPolicy.kernelIsEmulated ? Self.emulatedKernelOptions : "")).utf8)
+        let cmdlineLimit = min(BootParams.commandLineLimit(kernel.bzImage), BootLayout.commandLineLimit)
+        guard cmdline.count < cmdlineLimit else {
+            throw HVMBuildError("command line of \(cmdline.count) bytes exceeds the kernel's \(cmdlineLimit - 1)")
+        }
+        try write(cmdline + [0], at: BootLayout.commandLineAddress, what: "command line")
+
+        let acpi = ACPITables(config: ACPIConfig(possibleCPUs: config.vcpus, enabledCPUs: config.vcpus),
+                              base: BootLayout.acpiAddress)
+        guard acpi.bytes.count <= BootLayout.acpiLimit else { throw HVMBuildError("ACPI tables too large") }
+        try write(acpi.bytes, at: acpi.base, what: "ACPI tables")
+
+        let zeroPage = BootParams.zeroPage(bzImage: kernel.bzImage, e820: layout.e820,
+                                           commandLineAddress: BootLayout.commandLineAddress,
+                                           initrd: initrdPlace, acpiRSDPAddress: acpi.rsdpAddress)
+        try write(zeroPage, at: BootLayout.zeroPageAddress, what: "zero page")
+        try write(LongModeEntry.gdt, at: BootLayout.gdtAddress, what: "GDT")
+        try write(LongModeEntry.pageTables, at: BootLayout.pml4Address, what: "page tables")
+    }
+
+    // MARK: Running
+
+    public var exitReason: HVMExit? { exitState.withLock { $0 } }
+
+    /// Records how the run ends (the first reason wins) and stops every vCPU.
+    public func end(_ reason: HVMExit) {
+        let first = exitState.withLock { state -> Bool in
+            guard state == nil else { return false }
+            state = reason
+            return true
+        }
+        if first { for c in cpus { c.stop() } }
+    }
+
+    /// Runs every vCPU on its own thread until the guest ends.
+    public func run() -> HVMExit {
+        for c in cpus { c.start() }
+        for c in cpus { c.join() }
+        return exitReason ?? .stopped
+    }
+
+    /// Host input the UART had no room for yet.
+    private let pendingInput = Mutex<[UInt8]>([])
+
+    /// Host input for the guest's console (COM1).
+    public func enqueueConsoleInput(_ bytes: UnsafeRawBufferPointer) {
+        pendingInput.withLock { $0.append(contentsOf: bytes) }
+        pushConsoleInput()
+    }
+
+    /// Moves held-back input into the UART as it makes room.
+    public func pushConsoleInput() {
+        pendingInput.withLock { p in
+            guard !p.isEmpty else { return }
+            let taken = serial.enqueueInput(p)
+            p.removeFirst(taken)
+        }
+    }
+
+    public var consoleHasPendingInput: Bool { pendingInput.withLock { !$0.isEmpty } }
+}
+
+/// Watches the console for the kernel's "Run /init as init process" line.
+/// On a software-nested KVM (`kvm_pvm`) a 64-bit `syscall` from a guest
+/// process faults instead of entering the guest kernel, so an HVM guest
+/// dies at its first user-space system call: the VMM stops it right there
+/// with a clear word instead of letting it panic.
+final class InitStartWatcher: @unchecked Sendable {
+    private let active: Bool
+    private let onStart: @Sendable () -> Void
+    private let line = Mutex<[UInt8]>([])
+    private static let prefix = Array("Run ".utf8)
+    private static let suffix = Array(" as init process".utf8)
+
+    init(active: Bool, onStart: @escaping @Sendable () -> Void) {
+        self.active = active
+        self.onStart = onStart
+    }
+
+    func feed(_ byte: UInt8) {
+        guard active else { return }
+        let matched = line.withLock { l -> Bool in
+            if byte == 0x0a || byte == 0x0d {
+                defer { l.removeAll(keepingCapacity: true) }
+                // The line may carry a timestamp before "Run ".
+                guard let start = l.firstRange(of: Self.prefix)?.lowerBound else { return false }
+                return l[start...].starts(with: Self.prefix) && l.suffix(Self.suffix.count).elementsEqual(Self.suffix)
+            }
+            if l.count < 512 { l.append(byte) }
+            return false
+        }
+        if matched { onStart() }
+    }
+}
