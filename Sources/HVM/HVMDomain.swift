@@ -244,7 +244,8 @@ public final class HVMDomain: @unchecked Sendable {
     public var consoleHasPendingInput: Bool { pendingInput.withLock { !$0.isEmpty } }
 }
 
-/// Watches the console for the kernel's "Run /init as init process" line.
+/// Watches the console for the kernel's "Run /init as init process" line
+/// (or, when the console is quiet, the panic that follows when init dies).
 /// On a software-nested KVM (`kvm_pvm`) a 64-bit `syscall` from a guest
 /// process faults instead of entering the guest kernel, so an HVM guest
 /// dies at its first user-space system call: the VMM stops it right there
@@ -255,6 +256,7 @@ final class InitStartWatcher: @unchecked Sendable {
     private let line = Mutex<[UInt8]>([])
     private static let prefix = Array("Run ".utf8)
     private static let suffix = Array(" as init process".utf8)
+    private static let initDied = Array("Attempted to kill init".utf8)
 
     init(active: Bool, onStart: @escaping @Sendable () -> Void) {
         self.active = active
@@ -267,6 +269,7 @@ final class InitStartWatcher: @unchecked Sendable {
             if byte == 0x0a || byte == 0x0d {
                 defer { l.removeAll(keepingCapacity: true) }
                 // The line may carry a timestamp before "Run ".
+                if l.firstRange(of: Self.initDied) != nil { return true }
                 guard let start = l.firstRange(of: Self.prefix)?.lowerBound else { return false }
                 return l[start...].starts(with: Self.prefix) && l.suffix(Self.suffix.count).elementsEqual(Self.suffix)
             }

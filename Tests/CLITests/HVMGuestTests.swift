@@ -19,7 +19,7 @@ struct HVMGuestTests {
     func bootsToInitOnSoftwareNestedKVM() throws {
         let started = Date()
         let r = try Xeno.run(["run", "--hvm", "--vcpus", "2", "--memory", "512M", "--cmdline",
-                              "console=ttyS0 loglevel=6 i8042.noaux reboot=acpi"], timeout: 1800)
+                              "console=ttyS0 loglevel=7 i8042.noaux reboot=acpi"], timeout: 1800)
         let log = r.consoleLines
         func has(_ s: String) -> Bool { log.contains { $0.contains(s) } }
         #expect(has("Booting paravirtualized kernel on KVM"), "console: \(log.suffix(20))")
