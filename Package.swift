@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Machine", dependencies: ["GuestImage"]),
         // Hardware-virtualized guests: a KVM VM running the Machine (vCPU
         // threads, port I/O to devices, in-kernel interrupt controllers).
-        .target(name: "HVM", dependencies: ["KVM", "Machine", "GuestImage", "CKVM"]),
+        .target(name: "HVM", dependencies: ["KVM", "Machine", "GuestImage", "X86", "CKVM"]),
         // Xenstore: the tree, its wire protocol and the guest ring.
         .target(name: "XenStore"),
         // The Xen x86-64 PV ABI on KVM: domain builder, trampoline, hypercalls,

@@ -3,6 +3,7 @@ import Glibc
 import KVM
 import Machine
 import Synchronization
+import X86
 
 /// One HVM vCPU and its host thread: KVM_RUN, then port I/O to the machine's
 /// devices. The interrupt controllers and the PIT are in the kernel, so the
@@ -180,6 +181,7 @@ final class HVMCPU: @unchecked Sendable {
             domain.emulationFailures.add(1, ordering: .relaxed)
             return true
         }
+        if let done = try emulateMXCSRAccess(bytes, registers: &r) { return done }
         let length: Int
         let name: String
         switch (bytes[0], bytes.count > 1 ? bytes[1] : 0, bytes.count > 2 ? bytes[2] : 0) {
@@ -192,6 +194,36 @@ final class HVMCPU: @unchecked Sendable {
         r.rip &+= UInt64(length)
         try vcpu.setRegisters(r)
         emulatedInstructions[name, default: 0] += 1
+        domain.emulationFailures.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// `ldmxcsr m32` / `stmxcsr m32` (0F AE /2, /3), which the kernel runs
+    /// in kernel_fpu_begin: MXCSR moves through KVM's FPU state, the operand
+    /// through the guest's page tables. nil: not one of these.
+    private func emulateMXCSRAccess(_ bytes: [UInt8], registers r: inout Registers) throws -> Bool? {
+        let raw = bytes.withUnsafeBytes { decode($0) }
+        guard let insn = raw, insn.map == .secondary, insn.opcode == 0xae, let modrm = insn.modrm,
+              modrm.mod != 3, modrm.reg == 2 || modrm.reg == 3 else { return nil }
+        var file = RegisterFile()
+        file.rax = r.rax; file.rcx = r.rcx; file.rdx = r.rdx; file.rbx = r.rbx; file.rsp = r.rsp; file.rbp = r.rbp
+        file.rsi = r.rsi; file.rdi = r.rdi; file.r8 = r.r8; file.r9 = r.r9; file.r10 = r.r10; file.r11 = r.r11
+        file.r12 = r.r12; file.r13 = r.r13; file.r14 = r.r14; file.r15 = r.r15; file.rip = r.rip
+        let s = try vcpu.specialRegisters()
+        guard let va = effectiveAddress(insn, registers: file, fsBase: s.fs.base, gsBase: s.gs.base),
+              va & 0xfff <= 0xffc, let pa = translate(va), let p = domain.hostPointer(pa, length: 4) else { return false }
+        if modrm.reg == 2 {
+            let value = p.loadUnaligned(as: UInt32.self)
+            // Reserved bits set would be #GP on hardware: refuse rather than load them.
+            guard value & 0xffff_0000 == 0 else { return false }
+            try vcpu.setMXCSR(value)
+            emulatedInstructions["ldmxcsr", default: 0] += 1
+        } else {
+            p.storeBytes(of: try vcpu.mxcsr(), as: UInt32.self)
+            emulatedInstructions["stmxcsr", default: 0] += 1
+        }
+        r.rip &+= UInt64(insn.length)
+        try vcpu.setRegisters(r)
         domain.emulationFailures.add(1, ordering: .relaxed)
         return true
     }

@@ -188,6 +188,20 @@ public final class VCPU: @unchecked Sendable {
         guard ckvm_ioctl_ptr(fd, ckvm_set_vcpu_events(), &events) == 0 else { throw KVMError("KVM_SET_VCPU_EVENTS") }
     }
 
+    /// The SSE control and status register (through KVM_GET_FPU/KVM_SET_FPU).
+    public func mxcsr() throws -> UInt32 {
+        var f = kvm_fpu()
+        guard ckvm_ioctl_ptr(fd, ckvm_get_fpu(), &f) == 0 else { throw KVMError("KVM_GET_FPU") }
+        return f.mxcsr
+    }
+
+    public func setMXCSR(_ value: UInt32) throws {
+        var f = kvm_fpu()
+        guard ckvm_ioctl_ptr(fd, ckvm_get_fpu(), &f) == 0 else { throw KVMError("KVM_GET_FPU") }
+        f.mxcsr = value
+        guard ckvm_ioctl_ptr(fd, ckvm_set_fpu(), &f) == 0 else { throw KVMError("KVM_SET_FPU") }
+    }
+
     /// KVM_INTERRUPT: queue an external interrupt (userspace irqchip only).
     public func injectInterrupt(vector: UInt32) throws {
         guard ckvm_interrupt(fd, vector) == 0 else { throw KVMError("KVM_INTERRUPT \(vector)") }
