@@ -61,12 +61,13 @@ public final class HVMDomain: @unchecked Sendable {
 
     /// On a software-nested KVM the guest kernel's `cpuid` runs on the host
     /// CPU, past KVM's CPUID table, so the features KVM's emulator cannot
-    /// carry (XSAVE's `xrstor`, SMAP's `clac`, `cmpxchg16b`, ...) are taken
+    /// carry (XSAVE's `xrstor`, SMAP's `clac`, `cmpxchg16b`, `popcnt`, the
+    /// SSSE3 and later SIMD that blake2s and friends pick) are taken
     /// away on the kernel's command line instead; and the lockup watchdogs,
     /// which only report how slow emulation is, are turned off, as is
     /// ftrace's start-up scan of every traceable function for weak symbols
     /// (37,000 symbol lookups, minutes of emulation, for tracing only).
-    static let emulatedKernelOptions = " nowatchdog initcall_blacklist=ftrace_check_for_weak_functions noxsave clearcpuid=smap,smep,pcid,invpcid,cx16,rdrand,rdseed,fsgsbase,rtm,hle,umip,pku,popcnt,movbe,bmi1,bmi2,abm,adx"
+    static let emulatedKernelOptions = " nowatchdog initcall_blacklist=ftrace_check_for_weak_functions noxsave clearcpuid=smap,smep,pcid,invpcid,cx16,rdrand,rdseed,fsgsbase,rtm,hle,umip,pku,popcnt,movbe,bmi1,bmi2,abm,adx,ssse3,sse4_1,sse4_2,aes,pclmulqdq,sha_ni"
 
     /// The I/O APIC input the COM1 UART drives (ISA IRQ 4).
     static let serialIRQ: UInt32 = 4
