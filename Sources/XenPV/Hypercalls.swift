@@ -221,7 +221,7 @@ extension PVCPU {
             }
             completed += 1
         }
-        if done != 0 { _ = writeGuest([UInt64(completed)], at: done) }
+        if done != 0 { _ = writeGuestWord(UInt64(completed), at: done) }
         return 0
     }
 
@@ -235,7 +235,7 @@ extension PVCPU {
             let r = try mmuext(UInt32(truncatingIfNeeded: cmd), arg1, arg2)
             if r != 0 { return r }
         }
-        if done != 0 { _ = writeGuest([UInt64(n)], at: done) }
+        if done != 0 { _ = writeGuestWord(UInt64(n), at: done) }
         return 0
     }
 
@@ -320,12 +320,12 @@ extension PVCPU {
             guard ok else { return -XenErrno.EFAULT }
             let nr = w[0]
             guard nr != Hypercall.iret, nr != Hypercall.multicall, nr != Hypercall.schedOp else {
-                _ = writeGuest([UInt64(bitPattern: -XenErrno.EINVAL)], at: e + 8)
+                _ = writeGuestWord(UInt64(bitPattern: -XenErrno.EINVAL), at: e + 8)
                 continue
             }
             if nr < 64 { hypercallCounts[Int(nr)] &+= 1 }
             let r = try dispatch(nr, w[2], w[3], w[4], w[5], w[6])
-            _ = writeGuest([UInt64(bitPattern: r)], at: e + 8)
+            _ = writeGuestWord(UInt64(bitPattern: r), at: e + 8)
         }
         return 0
     }
@@ -349,10 +349,10 @@ extension PVCPU {
                 features = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7)
             }
             let word = (idx & 0xffff_ffff) | (UInt64(features) << 32)
-            return writeGuest([word], at: arg) ? 0 : -XenErrno.EFAULT
+            return writeGuestWord(word, at: arg) ? 0 : -XenErrno.EFAULT
         case 7: return 4096
         case 2, 4, 5, 8, 9, 10:
-            if cmd == 5 { return writeGuest([Layout.m2pVirtual], at: arg) ? 0 : -XenErrno.EFAULT }
+            if cmd == 5 { return writeGuestWord(Layout.m2pVirtual, at: arg) ? 0 : -XenErrno.EFAULT }
             var zero = [UInt8](repeating: 0, count: 64)
             return zero.withUnsafeMutableBytes { writeGuestBytes(UnsafeRawBufferPointer($0), at: arg) } ? 0 : -XenErrno.EFAULT
         default: return -XenErrno.ENOSYS
@@ -373,7 +373,7 @@ extension PVCPU {
                 p.storeBytes(of: UInt32(1), toByteOffset: 16, as: UInt32.self)
             }
             guard e820.withUnsafeBytes({ writeGuestBytes($0, at: buffer) }) else { return -XenErrno.EFAULT }
-            return writeGuest([(n & ~0xffff_ffff) | 1], at: arg) ? 0 : -XenErrno.EFAULT
+            return writeGuestWord((n & ~0xffff_ffff) | 1, at: arg) ? 0 : -XenErrno.EFAULT
         case 4:   // current_reservation
             return Int64(domain.frames)
         case 5, 6: // maximum_reservation, maximum_gpfn

@@ -2,7 +2,7 @@ import Glibc
 import KVM
 
 /// The hypervisor's private guest-physical pages: trampoline code, IDT, the
-/// per-vCPU GDT/TSS/stack/return frame, the read-only M2P table, and the page
+/// per-vCPU GDT/TSS/stack/return-link area, the read-only M2P table, and the page
 /// tables behind the three hypervisor L4 slots. Built once per VM; the guest
 /// can reach none of it except through those slots, whose L4 entries the MMU
 /// layer writes into every L4 it validates.
@@ -130,7 +130,7 @@ final class HypervisorArea: @unchecked Sendable {
         }
     }
 
-    /// Per-vCPU GDT pages, TSS, CPL0 stack, return frame and replay list.
+    /// Per-vCPU GDT pages, TSS, CPL0 stack and the return-link area.
     private func buildPerCPU(_ cpu: Int) {
         let va = Layout.perCPUVirtual(cpu)
         for page in 0..<Layout.gdtPages {
@@ -147,8 +147,6 @@ final class HypervisorArea: @unchecked Sendable {
             map(l3: trampolineL3, virtual: va + Layout.stackOffset + UInt64(s) * 4096,
                 physical: allocate(), flags: PTE.writable | PTE.noExecute)
         }
-        map(l3: trampolineL3, virtual: va + Layout.frameOffset, physical: allocate(),
-            flags: PTE.writable | PTE.noExecute)
         for r in 0..<Layout.replayPages {
             map(l3: trampolineL3, virtual: va + Layout.replayOffset + UInt64(r) * 4096,
                 physical: allocate(), flags: PTE.writable | PTE.noExecute)

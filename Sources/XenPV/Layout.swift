@@ -13,7 +13,7 @@ public enum Layout {
     /// Xen: this host's KVM (kvm_pvm) faults every access to slot 256.
     public static let m2pVirtual: UInt64 = 0xffff_8180_0000_0000
     public static let m2pSlot = 259
-    /// Trampoline, IDT, per-vCPU GDT/TSS/stacks/return frames (slot 257).
+    /// Trampoline, IDT, per-vCPU GDT/TSS/stacks/return-link areas (slot 257).
     public static let trampolineVirtual: UInt64 = 0xffff_8080_0000_0000
     public static let trampolineSlot = 257
     /// The hypervisor's map of all guest RAM (slot 258), supervisor-only:
@@ -47,8 +47,8 @@ public enum Layout {
     public static let tssOffset: UInt64 = 0x1_0000
     public static let stackOffset: UInt64 = 0x1_1000      // 2 pages, grows down from 0x1_3000
     public static let stackTop: UInt64 = 0x1_3000
-    public static let frameOffset: UInt64 = 0x1_3000      // the return frame page
-    public static let replayOffset: UInt64 = 0x1_4000     // replay list pages
+    // 0x1_3000: left unmapped, above the stack.
+    public static let replayOffset: UInt64 = 0x1_4000     // return-link chains (replay area)
     public static let replayPages = 32                    // 4096 entries
     public static var replayCapacity: Int { replayPages * 512 }
 

@@ -375,7 +375,7 @@ final class PVCPU: @unchecked Sendable {
 
     // MARK: Returns
 
-    /// Builds the return frame and points the vCPU at the return stub.
+    /// Delivers pending events, then resumes the guest (see writeFrameAndEnter).
     func returnToGuest() throws {
         if remoteFlush.exchange(false, ordering: .acquiringAndReleasing) { flushKind = 1 }
         if upcallPending && !upcallMask && eventCallback != 0 {
