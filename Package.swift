@@ -31,8 +31,12 @@ let package = Package(
         // The Xen x86-64 PV ABI on KVM: domain builder, trampoline, hypercalls,
         // MMU validation, event channels, time, console.
         .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "XenStore", "CXen"]),
+        // Guest disks as flat files on the host: the backend of virtio-blk and blkback.
+        .target(name: "BlockStorage"),
+        // Xen split-driver backends in the VMM (blkback, ...), over xenstore and grants.
+        .target(name: "XenBackends", dependencies: ["XenPV", "XenStore", "BlockStorage", "CKVM"]),
         // Assembles a guest from options, runs vCPU threads, console, lifecycle.
-        .target(name: "VMM", dependencies: ["XenPV", "HVM", "KVM"]),
+        .target(name: "VMM", dependencies: ["XenPV", "XenBackends", "BlockStorage", "HVM", "KVM"]),
         .executableTarget(name: "xeno", dependencies: ["VMM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "X86Tests", dependencies: ["X86"]),

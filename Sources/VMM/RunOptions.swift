@@ -12,6 +12,14 @@ public struct RunOptions: Sendable {
     public var mode = Mode.pv
     public var command: [String] = []
     public var reboot = true
+    /// Flat-file disks, in order: xvda, xvdb, ... (PV).
+    public var disks: [DiskOption] = []
+
+    /// `--disk PATH[,ro]`.
+    public struct DiskOption: Sendable, Equatable {
+        public var path: String
+        public var readOnly: Bool
+    }
 
     public init() {}
 
@@ -44,6 +52,20 @@ public struct RunOptions: Sendable {
             case "--pv": o.mode = .pv
             case "--hvm": o.mode = .hvm
             case "--no-reboot": o.reboot = false
+            case "--disk":
+                let v = try value(a)
+                var parts = v.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                let path = parts.removeFirst()
+                guard !path.isEmpty else { throw UsageError("--disk needs a file path: --disk PATH[,ro]") }
+                var readOnly = false
+                for p in parts {
+                    switch p {
+                    case "ro": readOnly = true
+                    case "rw": readOnly = false
+                    default: throw UsageError("--disk \(v): unknown option '\(p)' (ro or rw)")
+                    }
+                }
+                o.disks.append(DiskOption(path: path, readOnly: readOnly))
             case "--":
                 o.command = Array(args[(i + 1)...])
                 i = args.count
@@ -53,6 +75,7 @@ public struct RunOptions: Sendable {
             }
             i += 1
         }
+        guard o.disks.count <= 16 else { throw UsageError("--disk: at most 16 disks per guest") }
         guard o.vcpus >= 1 && o.vcpus <= 32 else {
             throw UsageError("--vcpus \(o.vcpus): a guest has 1 to 32 vCPUs")
         }

@@ -2,7 +2,9 @@ import CKVM
 import Glibc
 import GuestImage
 import HVM
+import BlockStorage
 import Synchronization
+import XenBackends
 import XenPV
 
 /// Runs one guest in the foreground: console on this terminal (raw mode,
@@ -32,6 +34,20 @@ public enum Runner {
         guard let loaded = loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
                                       memoryBytes: options.memoryBytes, mode: options.mode) else { return 1 }
         var firstImages: (GuestKernel, [UInt8]?)? = loaded
+        // Disks are opened (and locked) once, for every boot of this run.
+        var disks: [FlatFileDisk] = []
+        for d in options.disks {
+            do {
+                disks.append(try FlatFileDisk(path: d.path, readOnly: d.readOnly))
+            } catch {
+                fail("\(error)")
+                return 1
+            }
+        }
+        if !disks.isEmpty && options.mode == .hvm {
+            fail("--disk with --hvm: virtio-blk for HVM guests is not implemented yet; disks work for PV guests")
+            return 1
+        }
         blockControlSignals()
         let terminal = Terminal()
         var status: Int32 = 0
@@ -45,13 +61,19 @@ public enum Runner {
             }
             firstImages = nil
             let domain: ConsoleGuest
+            var backends: [BlockBackend] = []
             do {
                 switch options.mode {
                 case .pv:
-                    domain = try PVDomain(
+                    let pv = try PVDomain(
                         config: PVDomainConfig(name: options.name, memoryBytes: options.memoryBytes,
                                                vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd),
                         consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                    for (i, disk) in disks.enumerated() {
+                        backends.append(try BlockBackend(domain: pv, disk: disk, diskIndex: i))
+                    }
+                    for b in backends { b.start() }
+                    domain = pv
                 case .hvm:
                     domain = try HVMDomain(
                         config: HVMConfig(name: options.name, memoryBytes: options.memoryBytes,
@@ -69,6 +91,7 @@ public enum Runner {
             signals.start()
             let reason = domain.runToEnd()
             input.stop()
+            for b in backends { b.stop() }
             switch reason {
             case .poweroff: status = 0
             case .reboot:

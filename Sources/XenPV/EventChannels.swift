@@ -10,7 +10,11 @@ enum ChannelBinding: Equatable, Sendable {
     case unbound(remote: Int)
 }
 
-enum Backend: Equatable, Sendable { case console, xenstore }
+enum Backend: Equatable, Sendable {
+    case console, xenstore
+    /// A split-driver backend (block, network, ...), by its index in the domain.
+    case device(Int)
+}
 
 /// Event channel ports of a domain. Delivery writes the pending and selector
 /// bits in guest memory with atomics (the guest clears them concurrently) and

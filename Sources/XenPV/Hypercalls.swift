@@ -44,7 +44,7 @@ extension PVCPU {
         case Hypercall.setTimerOp: setTimer(deadline: a1); return 0
         case Hypercall.xenVersion: return xenVersion(a1, a2)
         case Hypercall.consoleIO: return consoleIO(a1, count: a2, buffer: a3)
-        case Hypercall.grantTableOp: return -XenErrno.ENOSYS
+        case Hypercall.grantTableOp: return grantTableOp(a1, arg: a2, count: a3)
         case Hypercall.vmAssist: return 0
         case Hypercall.vcpuOp: return try vcpuOp(a1, vcpu: a2, arg: a3)
         case Hypercall.setSegmentBase: return setSegmentBase(a1, value: a2)
@@ -520,7 +520,7 @@ extension PVCPU {
             domain.events.withLock { ev in
                 guard port > 0 && port < ev.ports.count else { return }
                 if case .virq(let v, let c) = ev.ports[port] { ev.virqPorts[c][v] = nil }
-                if case .backend = ev.ports[port] { return }
+                if case .backend(let b) = ev.ports[port], b == .console || b == .xenstore { return }
                 ev.ports[port] = .free
             }
             return 0

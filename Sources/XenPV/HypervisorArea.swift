@@ -18,6 +18,9 @@ final class HypervisorArea: @unchecked Sendable {
     private var zeroPage: UInt64 = 0
     /// The shared_info page: outside guest RAM, mappable by the guest (RW).
     private(set) var sharedInfo: UInt64 = 0
+    /// The grant table's frames (v1), contiguous, outside guest RAM like
+    /// Xen's own: the guest maps them writable and fills in its grants.
+    private(set) var grantTable: UInt64 = 0
     let vcpuCount: Int
     let guestFrames: UInt64
 
@@ -28,7 +31,7 @@ final class HypervisorArea: @unchecked Sendable {
         let perCPU = UInt64(Layout.gdtPages + 4 + Layout.replayPages + 2)
         // Tables: slot trees, generous for the direct map's 2 MiB pages and M2P L1s.
         let tables = 16 + m2pPages / 512 + 2 + (guestMemorySize >> 30) + 2
-        let pages = 16 + m2pPages + perCPU * UInt64(vcpus) + tables + 64
+        let pages = 16 + UInt64(GrantTable.maxFrames) + m2pPages + perCPU * UInt64(vcpus) + tables + 64
         size = pages * Layout.pageSize
         let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let p, p != MAP_FAILED else { throw KVMError("mmap hypervisor area") }
@@ -79,6 +82,8 @@ final class HypervisorArea: @unchecked Sendable {
         m2pL3 = allocate(); trampolineL3 = allocate(); directL3 = allocate()
         zeroPage = allocate()
         sharedInfo = allocate()
+        grantTable = allocate()
+        for _ in 1..<GrantTable.maxFrames { _ = allocate() }
 
         // Trampoline code (supervisor, read-only, executable).
         let code = allocate()

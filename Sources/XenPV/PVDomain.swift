@@ -50,6 +50,10 @@ public final class PVDomain: @unchecked Sendable {
     public let memory: GuestMemory
     let hypervisor: HypervisorArea
     let sharedInfoFrame: UInt64
+    /// The grant table the frontends fill in and the backends read.
+    public let grants: GrantTable
+    /// Split-driver backends in the VMM, by the index their ports name.
+    private let deviceBackends = Mutex<[any PVDeviceBackend]>([])
     var time: GuestTime
     public let frames: UInt64
 
@@ -90,8 +94,9 @@ public final class PVDomain: @unchecked Sendable {
         hypervisor = try HypervisorArea(guestMemorySize: config.memoryBytes, vcpus: config.vcpus)
         try hypervisor.register(with: vm, slot: 1)
         sharedInfoFrame = hypervisor.sharedInfo >> 12
+        grants = GrantTable(base: hypervisor.pointer(hypervisor.grantTable), firstFrame: hypervisor.grantTable >> 12)
         var types = PageTypes(frames: frames)
-        types.extraFrames = [sharedInfoFrame]
+        types.extraFrames = Set([sharedInfoFrame] + Array(grants.frameNumbers))
         types.hypervisorL4 = hypervisor.l4Entries
         mmu = Mutex(types)
         events = Mutex(EventChannels(vcpus: config.vcpus))
@@ -331,6 +336,53 @@ public final class PVDomain: @unchecked Sendable {
         if moved { raise(port: storePort) }
     }
 
+    // MARK: Split-driver backends
+
+    /// Adds a backend; returns the index its event channel bindings use.
+    public func register(_ backend: any PVDeviceBackend) -> Int {
+        deviceBackends.withLock { $0.append(backend); return $0.count - 1 }
+    }
+
+    /// Binds the frontend's port (allocated unbound for domain 0) to backend
+    /// `device`, as EVTCHNOP_bind_interdomain does for a backend domain.
+    public func bindBackend(port: Int, device: Int) -> Bool {
+        events.withLock { ev in
+            guard port > 0 && port < ev.ports.count, ev.ports[port] == .unbound(remote: 0) else { return false }
+            ev.ports[port] = .backend(.device(device))
+            return true
+        }
+    }
+
+    /// Returns the frontend's port to unbound (the backend disconnected).
+    public func unbindBackend(port: Int, device: Int) {
+        events.withLock { ev in
+            if port > 0 && port < ev.ports.count, ev.ports[port] == .backend(.device(device)) {
+                ev.ports[port] = .unbound(remote: 0)
+            }
+        }
+    }
+
+    /// Notifies the frontend on `port` if it is still bound to `device`.
+    public func notifyFrontend(port: Int, device: Int) {
+        guard events.withLock({ $0.binding(port) }) == .backend(.device(device)) else { return }
+        raise(port: port)
+    }
+
+    /// The guest page grant `ref` names, claimed for domain 0, if the grant
+    /// permits the access and names the guest's own RAM. The grant shows as
+    /// in use to the guest (it cannot end the access) until `releaseGrant`.
+    public func claimGrant(_ ref: UInt32, writable: Bool) -> UnsafeMutableRawPointer? {
+        guard let frame = grants.claim(ref, writable: writable) else { return nil }
+        guard frame < frames, let page = memory.pointer(frame << 12, length: 4096) else {
+            grants.release(ref)
+            return nil
+        }
+        return page
+    }
+
+    /// Ends a claim `claimGrant` made.
+    public func releaseGrant(_ ref: UInt32) { grants.release(ref) }
+
     func raiseVIRQ(_ virq: Int, vcpu: Int) {
         let port = events.withLock { $0.virqPorts[vcpu][virq] }
         if let port { raise(port: port) }
@@ -343,6 +395,9 @@ public final class PVDomain: @unchecked Sendable {
         case .free: return -XenErrno.EINVAL
         case .backend(.console): console.service(domain: self)
         case .backend(.xenstore): serviceStore()
+        case .backend(.device(let index)):
+            let backend = deviceBackends.withLock { index < $0.count ? $0[index] : nil }
+            backend?.frontendNotified()
         case .ipi(let target):
             _ = target
             raise(port: port)

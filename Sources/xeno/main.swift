@@ -5,7 +5,8 @@ import VMM
 /// `kit` builds the default guest kit.
 let usage = """
 usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
-                [--vcpus N] [--name NAME] [--pv | --hvm] [--no-reboot] [-- COMMAND...]
+                [--vcpus N] [--name NAME] [--pv | --hvm] [--no-reboot]
+                [--disk PATH[,ro]]... [-- COMMAND...]
        xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
 
 """

@@ -162,7 +162,18 @@ static inline uint64_t ckvm_atomic_cmpxchg64(void *p, uint64_t expected, uint64_
     __atomic_compare_exchange_n((uint64_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     return expected;
 }
+static inline uint32_t ckvm_atomic_cmpxchg32(void *p, uint32_t expected, uint32_t desired) {
+    __atomic_compare_exchange_n((uint32_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return expected;
+}
+static inline uint16_t ckvm_atomic_and16(void *p, uint16_t v) { return __atomic_fetch_and((uint16_t *)p, v, __ATOMIC_SEQ_CST); }
+static inline uint32_t ckvm_load_acquire32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_ACQUIRE); }
+static inline void ckvm_store_release32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELEASE); }
 static inline void ckvm_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
+#include <sys/eventfd.h>
+/// An eventfd for wake-ups (and, later, KVM's irqfd and ioeventfd).
+static inline int ckvm_eventfd(void) { return eventfd(0, EFD_CLOEXEC); }
 
 #include <cpuid.h>
 static inline void ckvm_cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
