@@ -33,10 +33,14 @@ let package = Package(
         .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "XenStore", "CXen"]),
         // Guest disks as flat files on the host: the backend of virtio-blk and blkback.
         .target(name: "BlockStorage"),
-        // Xen split-driver backends in the VMM (blkback, ...), over xenstore and grants.
-        .target(name: "XenBackends", dependencies: ["XenPV", "XenStore", "BlockStorage", "CKVM"]),
+        // Struct-ifreq ioctls for TAP devices and bridges.
+        .target(name: "CNet"),
+        // Guest NICs' host ends: TAP devices, bridges, MAC addresses.
+        .target(name: "HostNetwork", dependencies: ["CNet"]),
+        // Xen split-driver backends in the VMM (blkback, netback), over xenstore and grants.
+        .target(name: "XenBackends", dependencies: ["XenPV", "XenStore", "BlockStorage", "HostNetwork", "CKVM"]),
         // Assembles a guest from options, runs vCPU threads, console, lifecycle.
-        .target(name: "VMM", dependencies: ["XenPV", "XenBackends", "BlockStorage", "HVM", "KVM"]),
+        .target(name: "VMM", dependencies: ["XenPV", "XenBackends", "BlockStorage", "HostNetwork", "HVM", "KVM"]),
         .executableTarget(name: "xeno", dependencies: ["VMM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "X86Tests", dependencies: ["X86"]),

@@ -15,6 +15,16 @@ public struct RunOptions: Sendable {
     /// Flat-file disks, in order: xvda, xvdb, ... (PV).
     public var disks: [DiskOption] = []
 
+    /// NICs, in order: eth0, eth1, ... (PV).
+    public var nics: [NICOption] = []
+
+    /// `--net tap=NAME[,mac=MAC]` or `--net bridge=BR[,mac=MAC]`.
+    public struct NICOption: Sendable, Equatable {
+        public var tap: String = ""
+        public var bridge: String?
+        public var mac: String?
+    }
+
     /// `--disk PATH[,ro]`.
     public struct DiskOption: Sendable, Equatable {
         public var path: String
@@ -66,6 +76,21 @@ public struct RunOptions: Sendable {
                     }
                 }
                 o.disks.append(DiskOption(path: path, readOnly: readOnly))
+            case "--net":
+                let v = try value(a)
+                var nic = NICOption()
+                for part in v.split(separator: ",") {
+                    let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard kv.count == 2, !kv[1].isEmpty else { throw UsageError("--net \(v): '\(part)' is not KEY=VALUE (tap=, bridge=, mac=)") }
+                    switch kv[0] {
+                    case "tap": nic.tap = kv[1]
+                    case "bridge": nic.bridge = kv[1]
+                    case "mac": nic.mac = kv[1]
+                    default: throw UsageError("--net \(v): unknown key '\(kv[0])' (tap, bridge or mac)")
+                    }
+                }
+                guard !nic.tap.isEmpty || nic.bridge != nil else { throw UsageError("--net \(v): give tap=NAME or bridge=BR") }
+                o.nics.append(nic)
             case "--":
                 o.command = Array(args[(i + 1)...])
                 i = args.count

@@ -3,6 +3,7 @@ import Glibc
 import GuestImage
 import HVM
 import BlockStorage
+import HostNetwork
 import Synchronization
 import XenBackends
 import XenPV
@@ -44,8 +45,22 @@ public enum Runner {
                 return 1
             }
         }
-        if !disks.isEmpty && options.mode == .hvm {
-            fail("--disk with --hvm: virtio-blk for HVM guests is not implemented yet; disks work for PV guests")
+        // TAP devices likewise live as long as the run.
+        var taps: [(TapDevice, MACAddress)] = []
+        for n in options.nics {
+            guard let mac = n.mac.map({ MACAddress($0) }) ?? MACAddress.random() else {
+                fail("--net: '\(n.mac ?? "")' is not a unicast MAC address like 00:16:3e:12:34:56")
+                return 1
+            }
+            do {
+                taps.append((try TapDevice(name: n.tap, bridge: n.bridge), mac))
+            } catch {
+                fail("\(error)")
+                return 1
+            }
+        }
+        if (!disks.isEmpty || !taps.isEmpty) && options.mode == .hvm {
+            fail("--disk/--net with --hvm: virtio devices for HVM guests are not implemented yet; they work for PV guests")
             return 1
         }
         blockControlSignals()
@@ -62,6 +77,7 @@ public enum Runner {
             firstImages = nil
             let domain: ConsoleGuest
             var backends: [BlockBackend] = []
+            var nics: [NetBackend] = []
             do {
                 switch options.mode {
                 case .pv:
@@ -72,7 +88,11 @@ public enum Runner {
                     for (i, disk) in disks.enumerated() {
                         backends.append(try BlockBackend(domain: pv, disk: disk, diskIndex: i))
                     }
+                    for (i, (tap, mac)) in taps.enumerated() {
+                        nics.append(try NetBackend(domain: pv, tap: tap, mac: mac, nicIndex: i))
+                    }
                     for b in backends { b.start() }
+                    for n in nics { n.start() }
                     domain = pv
                 case .hvm:
                     domain = try HVMDomain(
@@ -92,6 +112,7 @@ public enum Runner {
             let reason = domain.runToEnd()
             input.stop()
             for b in backends { b.stop() }
+            for n in nics { n.stop() }
             switch reason {
             case .poweroff: status = 0
             case .reboot:

@@ -13,6 +13,14 @@ final class WakeSignal: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    var fileDescriptor: Int32 { fd }
+
+    /// Clears pending wake-ups without blocking (after `poll` said there are some).
+    func drain() {
+        var count: UInt64 = 0
+        _ = read(fd, &count, 8)
+    }
+
     func signal() {
         var one: UInt64 = 1
         _ = write(fd, &one, 8)
