@@ -14,7 +14,7 @@ if [ "${XENOLITH_REQUIRE_KVM:-0}" = 1 ] && [ -e /dev/kvm ] && [ "$(id -u)" = 0 ]
     # Skips for a missing /dev/kvm, root or kit fail here. A test for the
     # other kind of KVM (hardware-assisted vs software-nested) names that
     # reason instead and stays a skip.
-    missing='skipped: .*(needs /dev/kvm|needs root|needs the guest kit)'
+    missing='skipped: .*(needs /dev/kvm|needs root|needs the guest kit|needs xenstore-utils)'
     if grep -E "$missing" "$log" >/dev/null; then
         echo "test: tests were skipped on a machine that has /dev/kvm and root:" >&2
         grep -E "$missing" "$log" >&2

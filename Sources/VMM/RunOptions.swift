@@ -15,6 +15,8 @@ public struct RunOptions: Sendable {
     /// Flat-file disks, in order: xvda, xvdb, ... (PV).
     public var disks: [DiskOption] = []
 
+    /// Where to offer the guest's xenstore to host tools (PV).
+    public var storeSocket: String?
     /// NICs, in order: eth0, eth1, ... (PV).
     public var nics: [NICOption] = []
 
@@ -76,6 +78,7 @@ public struct RunOptions: Sendable {
                     }
                 }
                 o.disks.append(DiskOption(path: path, readOnly: readOnly))
+            case "--xenstore-socket": o.storeSocket = try value(a)
             case "--net":
                 let v = try value(a)
                 var nic = NICOption()

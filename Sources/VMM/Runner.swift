@@ -59,6 +59,20 @@ public enum Runner {
                 return 1
             }
         }
+        var storeSocket: StoreSocket?
+        if let path = options.storeSocket {
+            guard options.mode == .pv else {
+                fail("--xenstore-socket: HVM guests have no xenstore")
+                return 1
+            }
+            do {
+                storeSocket = try StoreSocket(path: path)
+            } catch {
+                fail("\(error)")
+                return 1
+            }
+            storeSocket?.start()
+        }
         if (!disks.isEmpty || !taps.isEmpty) && options.mode == .hvm {
             fail("--disk/--net with --hvm: virtio devices for HVM guests are not implemented yet; they work for PV guests")
             return 1
@@ -91,6 +105,7 @@ public enum Runner {
                     for (i, (tap, mac)) in taps.enumerated() {
                         nics.append(try NetBackend(domain: pv, tap: tap, mac: mac, nicIndex: i))
                     }
+                    storeSocket?.serve(store: pv.store)
                     for b in backends { b.start() }
                     for n in nics { n.start() }
                     domain = pv

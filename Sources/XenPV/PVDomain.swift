@@ -76,6 +76,13 @@ public final class PVDomain: @unchecked Sendable {
     public let store = XenStoreTree()
     public static let domainID = 1
     private var storeConnection: XenStoreConnection!
+    /// Wakes the store pump: output for the guest was queued by someone
+    /// other than the guest (a backend, a host tool), which no notification
+    /// from the guest will move into its ring.
+    private let storePumpWake = ckvm_eventfd()
+    private let storePumpStopping = Atomic<Bool>(false)
+
+    deinit { close(storePumpWake) }
     private let storeRing = Mutex<XenStoreRing?>(nil)
 
     public var exitReason: DomainExit? { exitState.withLock { $0 } }
@@ -216,7 +223,11 @@ public final class PVDomain: @unchecked Sendable {
                              memoryKiB: config.memoryBytes >> 10,
                              storeRing: (port: UInt32(storePort), frame: storeFrame),
                              consoleRing: (port: UInt32(consolePort), frame: consoleFrame))
-        storeConnection = XenStoreConnection(tree: store, domainID: PVDomain.domainID)
+        let wake = storePumpWake
+        storeConnection = XenStoreConnection(tree: store, domainID: PVDomain.domainID, onOutput: {
+            var one: UInt64 = 1
+            _ = write(wake, &one, 8)       // only signal: the store's lock is held here
+        })
         let ringPage = memory.pointer(storeFrame << 12, length: 4096)!
         XenStoreRing.initialize(page: ringPage)
         storeRing.withLock { $0 = XenStoreRing(page: ringPage) }
@@ -268,7 +279,21 @@ public final class PVDomain: @unchecked Sendable {
             }, box)
             threads.append(t)
         }
+        var pump = pthread_t()
+        pthread_create(&pump, nil, { arg in
+            let domain = Unmanaged<PVDomain>.fromOpaque(arg!).takeUnretainedValue()
+            var count: UInt64 = 0
+            while read(domain.storePumpWake, &count, 8) > 0 || errno == EINTR {
+                if domain.storePumpStopping.load(ordering: .acquiring) { break }
+                domain.serviceStore()
+            }
+            return nil
+        }, Unmanaged.passUnretained(self).toOpaque())
         for t in threads { pthread_join(t, nil) }
+        storePumpStopping.store(true, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = write(storePumpWake, &one, 8)
+        pthread_join(pump, nil)
         if getenv("XENO_STATS") != nil {
             let words = (0..<4).map { w -> String in
                 let p = String((sharedInfo + 2048 + w * 8).load(as: UInt64.self), radix: 16)

@@ -7,6 +7,7 @@ let usage = """
 usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [--vcpus N] [--name NAME] [--pv | --hvm] [--no-reboot]
                 [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
+                [--xenstore-socket PATH]
                 [-- COMMAND...]
        xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
 

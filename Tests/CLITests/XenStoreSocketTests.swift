@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+/// The guest's xenstore on a host Unix socket, driven by Debian's own
+/// xenstore-utils.
+@Suite("xenstore on a host socket, with Debian's xenstore-utils", .serialized,
+       .enabled(if: kvmUsable, "needs /dev/kvm (read-write)"),
+       .enabled(if: kitBuilt, "needs the guest kit: run scripts/build-kit.sh"),
+       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/xenstore-ls"), "needs xenstore-utils (scripts/setup.sh installs it)"))
+struct XenStoreSocketTests {
+    /// Runs a xenstore-utils tool against `socket`; its status and stdout.
+    /// Output goes through a file, not a pipe: xeno is spawned concurrently
+    /// and would inherit a pipe's write end, holding off its end of file.
+    static func tool(_ name: String, _ args: [String], socket: String) -> (Int32, String) {
+        let outPath = NSTemporaryDirectory() + "xeno-xs-out-\(getpid())-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        defer { unlink(outPath) }
+        guard let out = FileHandle(forWritingAtPath: outPath) else { return (-1, "") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/" + name)
+        p.arguments = args
+        p.environment = ["XENSTORED_PATH": socket]
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return (-1, "") }
+        p.waitUntilExit()
+        try? out.close()
+        return (p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
+    }
+
+    @Test("xenstore-ls lists the running guest's nodes, write/read round-trip, and a control/sysrq write powers the guest off")
+    func toolsDriveARunningGuest() throws {
+        let socket = NSTemporaryDirectory() + "xeno-xs-\(getpid()).sock"
+        let disk = NSTemporaryDirectory() + "xeno-xs-\(getpid()).img"
+        FileManager.default.createFile(atPath: disk, contents: Data(count: 1 << 20))
+        defer { unlink(disk) }
+        let seen = Locked<[String: String]>([:])
+        Thread.detachNewThread {
+            // Wait for blkfront to connect: by then the guest kernel watches its control nodes.
+            let deadline = Date().addingTimeInterval(200)
+            while Date() < deadline {
+                if Self.tool("xenstore-read", ["/local/domain/1/device/vbd/51712/state"], socket: socket).1 == "4\n" { break }
+                usleep(100_000)
+            }
+            var s: [String: String] = [:]
+            s["ls"] = Self.tool("xenstore-ls", ["/local/domain/1"], socket: socket).1
+            s["write"] = String(Self.tool("xenstore-write", ["/local/domain/1/data/greeting", "hello-guest"], socket: socket).0)
+            s["read"] = Self.tool("xenstore-read", ["/local/domain/1/data/greeting"], socket: socket).1
+            s["mode"] = (try? FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int).map { String($0!, radix: 8) } ?? "none"
+            seen.set(s)
+            _ = Self.tool("xenstore-write", ["/local/domain/1/control/sysrq", "o"], socket: socket)
+        }
+        let r = try Xeno.run(["run", "--name", "xs-guest", "--xenstore-socket", socket, "--disk", disk, "--", "sleep 600"], timeout: 300)
+        let s = seen.get()
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("sysrq: Power Off"), "console: \(r.consoleLines.suffix(8))")
+        #expect(r.exitLine == nil)      // powered off from the host, not by the command ending
+        #expect(s["ls"]?.contains("name = \"xs-guest\"") == true, "xenstore-ls: \(s["ls"] ?? "nothing")")
+        #expect(s["ls"]?.contains("backend = \"/local/domain/0/backend/vbd/1/51712\"") == true)
+        #expect(s["write"] == "0")
+        #expect(s["read"] == "hello-guest\n")
+        #expect(s["mode"] == "600")
+    }
+}
