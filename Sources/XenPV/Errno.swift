@@ -9,5 +9,6 @@ enum XenErrno {
     static let EINVAL: Int64 = 22
     static let ENOSPC: Int64 = 28
     static let ENOSYS: Int64 = 38
+    static let ENODATA: Int64 = 61
     static let EALREADY: Int64 = 114
 }

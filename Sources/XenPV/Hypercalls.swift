@@ -351,10 +351,17 @@ extension PVCPU {
             let word = (idx & 0xffff_ffff) | (UInt64(features) << 32)
             return writeGuestWord(word, at: arg) ? 0 : -XenErrno.EFAULT
         case 7: return 4096
-        case 2, 4, 5, 8, 9, 10:
-            if cmd == 5 { return writeGuestWord(Layout.m2pVirtual, at: arg) ? 0 : -XenErrno.EFAULT }
-            var zero = [UInt8](repeating: 0, count: 64)
-            return zero.withUnsafeMutableBytes { writeGuestBytes(UnsafeRawBufferPointer($0), at: arg) } ? 0 : -XenErrno.EFAULT
+        case 5:   // platform_parameters {virt_start}
+            return writeGuestWord(Layout.m2pVirtual, at: arg) ? 0 : -XenErrno.EFAULT
+        case 8:   // guest_handle: the domain's 16-byte UUID, no more (the guest's buffer is 16 bytes)
+            return withUnsafeBytes(of: domain.handle) { writeGuestBytes($0, at: arg) } ? 0 : -XenErrno.EFAULT
+        case 2, 4, 9:
+            // compile_info (144 bytes), changeset (64), commandline (1024): all empty strings.
+            let size = cmd == 2 ? 144 : cmd == 4 ? 64 : 1024
+            let zero = [UInt8](repeating: 0, count: size)
+            return zero.withUnsafeBytes { writeGuestBytes($0, at: arg) } ? 0 : -XenErrno.EFAULT
+        case 10:  // build_id: none to give
+            return -XenErrno.ENODATA
         default: return -XenErrno.ENOSYS
         }
     }

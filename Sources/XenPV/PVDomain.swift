@@ -75,6 +75,8 @@ public final class PVDomain: @unchecked Sendable {
     /// The domain's xenstore (the VMM hosts it, as dom0's xenstored would).
     public let store = XenStoreTree()
     public static let domainID = 1
+    /// The domain's handle (XENVER_guest_handle; its UUID), random per boot.
+    public let handle: (UInt64, UInt64) = (UInt64.random(in: 0...UInt64.max), UInt64.random(in: 0...UInt64.max))
     private var storeConnection: XenStoreConnection!
     /// Wakes the store pump: output for the guest was queued by someone
     /// other than the guest (a backend, a host tool), which no notification
