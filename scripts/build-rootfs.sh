@@ -31,8 +31,9 @@ STAMP=$IMAGE.stamp
 SIZE=${XENOLITH_ROOTFS_SIZE:-2G}
 FALLBACK_MIRROR=http://deb.debian.org/debian
 # On top of debootstrap's minbase: an init system, device manager, the
-# network tools, ps/free, and fsck for a root mounted with `ro`.
-INCLUDE=systemd-sysv,udev,iproute2,procps,e2fsprogs
+# network tools, ps/free, fsck for a root mounted with `ro`, and fio and
+# iperf3 for the guest I/O benchmarks (bench/pv_io.py).
+INCLUDE=systemd-sysv,udev,iproute2,procps,e2fsprogs,fio,iperf3
 
 log() { echo "build-rootfs: $*"; }
 die() { echo "build-rootfs: error: $*"; exit 1; }

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Guest I/O beside the host, in one run: fio and iperf3 inside a PV guest
+(Debian bookworm from scripts/build-rootfs.sh, booted with systemd) and the
+same tools on the host, on the same file and the same TAP link.
+
+Block: a data file (default 1 GiB, written with random bytes so no read
+hits a hole) is the guest's xvdb. Sequential read (1 MiB blocks, queue
+depth 16) and 4 KiB random read (queue depth 32), each 15 s. The guest uses
+O_DIRECT on xvdb; the VMM's blkback reads the file through the host's page
+cache, so the host runs fio buffered on the file, and the page cache is
+dropped before every run on both sides.
+
+Network: iperf3 TCP, 10 s, guest -> host and host -> guest (-R), over a TAP
+whose host end has 10.77.0.1/24. The host's own iperf3 over loopback is
+printed as the ceiling of this machine, not as a like-for-like peer.
+
+QEMU cannot run a guest's user space on this host's KVM (see
+docs/BENCHMARKS.md), so the QEMU columns of the issue are not measured here.
+
+Usage: bench/pv_io.py [--runs 3] [--xeno PATH] [--size-mib 1024]
+"""
+import argparse, json, os, re, select, shutil, statistics, subprocess, sys, tempfile, time
+
+CACHE = os.environ.get("XENOLITH_CACHE", "/var/cache/xenolith")
+IMAGE = CACHE + "/images/bookworm.ext4"
+TAP, HOST_IP, GUEST_IP = "xbench0", "10.77.0.1", "10.77.0.2"
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, **kw)
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+FIO_SEQ = "--name=seq --rw=read --bs=1M --iodepth=16 --ioengine=libaio --runtime=15 --time_based --output-format=json"
+FIO_RAND = "--name=rand --rw=randread --bs=4k --iodepth=32 --ioengine=libaio --runtime=15 --time_based --output-format=json"
+
+def fio_value(text, key):
+    """MB/s (key=bw) or IOPS (key=iops) from fio's JSON."""
+    start = text.index("{")
+    data = json.loads(text[start:text.rindex("}") + 1])
+    read = data["jobs"][0]["read"]
+    return read["bw"] / 1024.0 if key == "bw" else read["iops"]
+
+def host_fio(path, args, key):
+    drop_caches()
+    out = subprocess.run(f"fio --filename={path} --direct=0 {args}", shell=True, check=True,
+                         capture_output=True, text=True).stdout
+    return fio_value(out, key)
+
+class Guest:
+    """A PV guest booted from a copy of the Debian image, driven through its console."""
+    def __init__(self, xeno, data):
+        self.root = tempfile.mktemp(prefix="xeno-bench-root-", suffix=".ext4")
+        sh(f"cp --sparse=always {IMAGE} {self.root}")
+        self.p = subprocess.Popen([xeno, "run", "--memory", "1G", "--vcpus", "2", "--disk", self.root, "--disk", data,
+                                   "--net", f"tap={TAP},mac=00:16:3e:77:00:02",
+                                   "--cmdline", "console=hvc0 root=/dev/xvda quiet"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+        self.out = b""
+        self.expect(b"xenolith login: ", 600)
+        self.send("root")
+        self.expect(b"root@xenolith:~# ", 60)
+        self.send(f"ip addr add {GUEST_IP}/24 dev eth0; ip link set eth0 up; stty -echo")
+        self.expect(b"root@xenolith:~# ", 60)
+
+    def send(self, line):
+        self.p.stdin.write(line.encode() + b"\n")
+        self.p.stdin.flush()
+
+    def expect(self, cue, timeout):
+        deadline = time.monotonic() + timeout
+        while cue not in self.out:
+            r, _, _ = select.select([self.p.stdout], [], [], max(0.1, deadline - time.monotonic()))
+            if not r:
+                raise RuntimeError(f"guest: no {cue!r} within {timeout} s; last output: {self.out[-400:]!r}")
+            chunk = os.read(self.p.stdout.fileno(), 65536)
+            if not chunk:
+                raise RuntimeError(f"guest ended; last output: {self.out[-400:]!r}")
+            self.out += chunk
+        at = self.out.index(cue) + len(cue)
+        seen, self.out = self.out[:at], self.out[at:]
+        return seen.decode(errors="replace")
+
+    def run(self, command, timeout=120):
+        """Runs `command`, returns what it printed between two markers."""
+        self.send(f"echo BEGIN-OUT; {command}; echo END-OUT")
+        text = self.expect(b"\nEND-OUT", timeout)
+        return text[text.rindex("BEGIN-OUT") + len("BEGIN-OUT"):text.rindex("END-OUT")]
+
+    def fio(self, args, key):
+        drop_caches()
+        return fio_value(self.run(f"fio --filename=/dev/xvdb --direct=1 {args}"), key)
+
+    def close(self):
+        try:
+            self.send("poweroff")
+            self.p.wait(timeout=120)
+        except Exception:
+            self.p.kill()
+        os.unlink(self.root)
+
+def iperf_server(address):
+    """A persistent iperf3 server, returned once it accepts connections
+    (a probe connection it rejects is harmless to later tests)."""
+    import socket
+    p = subprocess.Popen(["iperf3", "-s", "-B", address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((address, 5201), timeout=1).close()
+            return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("iperf3 -s did not listen")
+
+def iperf_mbps(text):
+    start = text.index("{")
+    data = json.loads(text[start:text.rindex("}") + 1])
+    return data["end"]["sum_received"]["bits_per_second"] / 1e6
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--xeno", default=os.path.join(os.path.dirname(__file__), "../.build/release/xeno"))
+    ap.add_argument("--size-mib", type=int, default=1024)
+    a = ap.parse_args()
+    for tool in ("fio", "iperf3"):
+        if not shutil.which(tool):
+            sh(f"apt-get install -y -q {tool} >/dev/null")
+    data = tempfile.mktemp(prefix="xeno-bench-data-", suffix=".img")
+    sh(f"dd if=/dev/urandom of={data} bs=1M count={a.size_mib} status=none")
+    sh(f"ip tuntap add dev {TAP} mode tap && ip addr add {HOST_IP}/24 dev {TAP} && ip link set {TAP} up")
+    results = {k: [] for k in ("host_seq", "guest_seq", "host_rand", "guest_rand", "g2h", "h2g", "loopback")}
+    try:
+        for run in range(a.runs):
+            results["host_seq"].append(host_fio(data, FIO_SEQ, "bw"))
+            results["host_rand"].append(host_fio(data, FIO_RAND, "iops"))
+            g = Guest(a.xeno, data)
+            try:
+                results["guest_seq"].append(g.fio(FIO_SEQ, "bw"))
+                results["guest_rand"].append(g.fio(FIO_RAND, "iops"))
+                s = iperf_server(HOST_IP)
+                try:
+                    results["g2h"].append(iperf_mbps(g.run(f"iperf3 -c {HOST_IP} -t 10 -J", 60)))
+                    results["h2g"].append(iperf_mbps(g.run(f"iperf3 -c {HOST_IP} -t 10 -J -R", 60)))
+                finally:
+                    s.kill(); s.wait()
+            finally:
+                g.close()
+            lo = iperf_server("127.0.0.1")
+            out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-t", "10", "-J"], capture_output=True, text=True).stdout
+            lo.kill(); lo.wait()
+            results["loopback"].append(iperf_mbps(out))
+            print(f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in results.items()), flush=True)
+    finally:
+        subprocess.run(f"ip link del {TAP}", shell=True)
+        os.unlink(data)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print(f"\nmedians of {a.runs} runs")
+    print(f"block sequential read   host {med['host_seq']:.0f} MB/s   guest {med['guest_seq']:.0f} MB/s   ({100 * med['guest_seq'] / med['host_seq']:.0f}%)")
+    print(f"block 4 KiB random read host {med['host_rand']:.0f} IOPS  guest {med['guest_rand']:.0f} IOPS  ({100 * med['guest_rand'] / med['host_rand']:.0f}%)")
+    print(f"TCP guest->host {med['g2h']:.0f} Mbit/s, host->guest {med['h2g']:.0f} Mbit/s (host loopback {med['loopback']:.0f} Mbit/s)")
+
+if __name__ == "__main__":
+    main()
