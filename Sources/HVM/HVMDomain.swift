@@ -64,10 +64,15 @@ public final class HVMDomain: @unchecked Sendable {
     /// carry (XSAVE's `xrstor`, SMAP's `clac`, `cmpxchg16b`, `popcnt`, the
     /// SSSE3 and later SIMD that blake2s and friends pick) are taken
     /// away on the kernel's command line instead; and the lockup watchdogs,
-    /// which only report how slow emulation is, are turned off, as is
-    /// ftrace's start-up scan of every traceable function for weak symbols
-    /// (37,000 symbol lookups, minutes of emulation, for tracing only).
-    static let emulatedKernelOptions = " nowatchdog initcall_blacklist=ftrace_check_for_weak_functions noxsave clearcpuid=smap,smep,pcid,invpcid,cx16,rdrand,rdseed,fsgsbase,rtm,hle,umip,pku,popcnt,movbe,bmi1,bmi2,abm,adx,ssse3,sse4_1,sse4_2,aes,pclmulqdq,sha_ni"
+    /// which only report how slow emulation is, are turned off. So is
+    /// start-up work that costs minutes of emulation and serves only
+    /// tracing, debugging or self-checks (measured with initcall_debug):
+    /// ftrace's scan for weak symbols (37,000 lookups), the trace event
+    /// files and enum maps of tracefs (5.5 min), /sys/kernel/slab (2.2 min),
+    /// the crypto self-tests (which also wait for the initramfs), and the
+    /// BPF kfunc registrations whose first caller verifies all of the
+    /// kernel's BTF (minutes; TCP falls back from cubic to reno for it).
+    static let emulatedKernelOptions = " nowatchdog initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs,slab_sysfs_init,cubictcp_register,kfunc_init,bpf_key_sig_kfuncs_init,bpf_prog_test_run_init,bpf_tcp_ca_kfunc_init cryptomgr.notests noxsave clearcpuid=smap,smep,pcid,invpcid,cx16,rdrand,rdseed,fsgsbase,rtm,hle,umip,pku,popcnt,movbe,bmi1,bmi2,abm,adx,ssse3,sse4_1,sse4_2,aes,pclmulqdq,sha_ni"
 
     /// The I/O APIC input the COM1 UART drives (ISA IRQ 4).
     static let serialIRQ: UInt32 = 4

@@ -13,6 +13,11 @@ struct Xeno {
         let stdout: String
         let stderr: String
         /// Console lines the guest printed that are not kernel log lines.
+        /// Every line the guest printed, kernel log lines included.
+        var allLines: [String] {
+            stdout.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
+        }
+        /// The guest's lines without the kernel's "[ time ]" log lines.
         var consoleLines: [String] {
             stdout.split(whereSeparator: \.isNewline).map { String($0).trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.hasPrefix("[") }
@@ -32,7 +37,9 @@ struct Xeno {
     /// leak into concurrently spawned children), waits up to `timeout`.
     /// `signal`: once the console shows `after`, send `signal` to xeno.
     static func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 240,
-                    signal: (after: String, signal: Int32)? = nil) throws -> Result {
+                    signal: (after: String, signal: Int32)? = nil,
+                    script: [(after: String, send: String)] = [],
+                    hostSteps: [(after: String, run: (pid_t) -> Void)] = []) throws -> Result {
         let dir = NSTemporaryDirectory() + "xeno-test-\(getpid())-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -41,7 +48,16 @@ struct Xeno {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, input == nil ? "/dev/null" : inPath, O_RDONLY, 0)
+        // A script types into the console through a FIFO, each line once its
+        // cue has appeared; our end is close-on-exec, so no other child holds it.
+        var scriptFD: Int32 = -1
+        let fifoPath = dir + "/console"
+        if !script.isEmpty {
+            guard mkfifo(fifoPath, 0o600) == 0 else { throw NSError(domain: "mkfifo", code: Int(errno)) }
+            scriptFD = open(fifoPath, O_RDWR | O_CLOEXEC)
+        }
+        defer { if scriptFD >= 0 { close(scriptFD) } }
+        posix_spawn_file_actions_addopen(&actions, 0, !script.isEmpty ? fifoPath : input == nil ? "/dev/null" : inPath, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]
@@ -52,7 +68,31 @@ struct Xeno {
         var status: Int32 = 0
         let deadline = Date().addingTimeInterval(timeout)
         var signalled = false
+        var step = 0, searchFrom = 0
+        var actionStep = 0, actionFrom = 0
         while waitpid(pid, &status, WNOHANG) == 0 {
+            if step < script.count, let out = try? String(contentsOfFile: outPath, encoding: .utf8) {
+                let utf8 = Array(out.utf8)
+                let cue = Array(script[step].after.utf8)
+                if utf8.count >= searchFrom + cue.count,
+                   let at = (searchFrom...(utf8.count - cue.count)).first(where: { utf8[$0..<($0 + cue.count)].elementsEqual(cue) }) {
+                    _ = script[step].send.withCString { write(scriptFD, $0, strlen($0)) }
+                    searchFrom = at + cue.count
+                    step += 1
+                }
+            }
+            // Host-side steps (control requests and the like), each once its
+            // cue has appeared after the previous one's; given xeno's pid.
+            if actionStep < hostSteps.count, let out = try? String(contentsOfFile: outPath, encoding: .utf8) {
+                let utf8 = Array(out.utf8)
+                let cue = Array(hostSteps[actionStep].after.utf8)
+                if utf8.count >= actionFrom + cue.count,
+                   let at = (actionFrom...(utf8.count - cue.count)).first(where: { utf8[$0..<($0 + cue.count)].elementsEqual(cue) }) {
+                    actionFrom = at + cue.count
+                    hostSteps[actionStep].run(pid)
+                    actionStep += 1
+                }
+            }
             if let signal, !signalled,
                let out = try? String(contentsOfFile: outPath, encoding: .utf8), out.contains(signal.after) {
                 kill(pid, signal.signal)
