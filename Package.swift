@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Machine", dependencies: ["GuestImage"]),
         // Hardware-virtualized guests: a KVM VM running the Machine (vCPU
         // threads, port I/O to devices, in-kernel interrupt controllers).
-        .target(name: "HVM", dependencies: ["KVM", "Machine", "GuestImage", "X86", "CKVM"]),
+        .target(name: "HVM", dependencies: ["KVM", "Machine", "GuestImage", "X86", "CKVM", "Virtio", "VirtioPCI", "BlockStorage", "HostNetwork"]),
         // Xenstore: the tree, its wire protocol and the guest ring.
         .target(name: "XenStore"),
         // The Xen x86-64 PV ABI on KVM: domain builder, trampoline, hypercalls,
@@ -46,6 +46,9 @@ let package = Package(
         // validated descriptor chains, used ring, notification suppression.
         // No Foundation. (Its fuzzer is scripts/fuzz-virtqueue.sh, not a target.)
         .target(name: "Virtio", dependencies: ["KVM"]),
+        // The virtio 1.x PCI transport (a PCI function with one BAR, MSI-X,
+        // ioeventfd doorbells) and the devices behind it: blk, net, rng.
+        .target(name: "VirtioPCI", dependencies: ["Virtio", "Machine", "KVM", "CKVM", "BlockStorage", "HostNetwork"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "X86Tests", dependencies: ["X86"]),
         .testTarget(name: "GuestImageTests", dependencies: ["GuestImage"]),
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(name: "XenPVTests", dependencies: ["XenPV", "VMM"]),
         .testTarget(name: "CLITests", dependencies: []),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
+        .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork"]),
     ],
     swiftLanguageModes: [.v6]
 )

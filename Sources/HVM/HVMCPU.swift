@@ -103,9 +103,16 @@ final class HVMCPU: @unchecked Sendable {
         case .io(let port, let isWrite, let size, let count, let dataOffset):
             try portIO(port: port, isWrite: isWrite, size: size, count: count, dataOffset: dataOffset)
         case .mmio(let address, let isWrite, let length):
-            // Nothing of ours is memory-mapped yet: reads float high.
-            if !isWrite { memset(vcpu.mmioData, 0xff, min(8, length)) }
-            _ = address
+            // PCI BARs (virtio-pci); unclaimed reads float high.
+            let size = min(max(length, 0), 8)
+            if isWrite {
+                var value: UInt64 = 0
+                memcpy(&value, vcpu.mmioData, size)
+                domain.mmio.write(address: address, size: size, value: UInt64(littleEndian: value))
+            } else {
+                var value = domain.mmio.read(address: address, size: size).littleEndian
+                memcpy(vcpu.mmioData, &value, size)
+            }
         case .interrupted:
             VCPU.consumeKick()
         case .halt:

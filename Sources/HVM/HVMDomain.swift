@@ -1,9 +1,12 @@
+import BlockStorage
 import CKVM
 import Glibc
 import GuestImage
+import HostNetwork
 import KVM
 import Machine
 import Synchronization
+import VirtioPCI
 
 /// What an HVM guest is built from.
 public struct HVMConfig: Sendable {
@@ -13,15 +16,32 @@ public struct HVMConfig: Sendable {
     public var cmdline: String
     public var kernel: GuestKernel
     public var initrd: [UInt8]?
+    /// virtio-blk disks, in PCI slot order (vda, vdb, ...).
+    public var disks: [FlatFileDisk]
+    /// virtio-net NICs, after the disks.
+    public var nics: [HVMNIC]
 
     public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, cmdline: String,
-                kernel: GuestKernel, initrd: [UInt8]?) {
+                kernel: GuestKernel, initrd: [UInt8]?, disks: [FlatFileDisk] = [], nics: [HVMNIC] = []) {
         self.name = name
         self.memoryBytes = memoryBytes
         self.vcpus = vcpus
         self.cmdline = cmdline
         self.kernel = kernel
         self.initrd = initrd
+        self.disks = disks
+        self.nics = nics
+    }
+}
+
+/// A guest NIC's host end and the MAC address the guest gets.
+public struct HVMNIC: Sendable {
+    public var tap: TapDevice
+    public var mac: MACAddress
+
+    public init(tap: TapDevice, mac: MACAddress) {
+        self.tap = tap
+        self.mac = mac
     }
 }
 
@@ -51,6 +71,10 @@ public final class HVMDomain: @unchecked Sendable {
     let memory: GuestMemory
     let layout: BootLayout
     let bus = PortBus()
+    /// PCI BARs: the virtio devices' registers.
+    let mmio = MMIOBus()
+    /// The virtio-pci functions, each with its service thread while running.
+    private(set) var virtioDevices: [VirtioPCITransport<GuestPhysicalMemory>] = []
     private(set) var cpus: [HVMCPU] = []
     private let exitState = Mutex<HVMExit?>(nil)
     let console: @Sendable (UnsafeRawBufferPointer) -> Void
@@ -149,15 +173,41 @@ public final class HVMDomain: @unchecked Sendable {
             },
             interrupt: { [weak self] high in try? self?.vm.setInterruptLine(Self.serialIRQ, high: high) })
         self.serial = serial
+        let pci = PCIHostBridge()
+        try buildVirtioDevices(on: pci)
         let devices: [PortDevice] = [
             serial,
             I8042(reset: { [weak self] in self?.end(.reboot) }),
             CMOSClock(),
-            PCIHostBridge(),
+            pci,
             PowerControl(powerOff: { [weak self] in self?.end(.poweroff) }, reset: { [weak self] in self?.end(.reboot) }),
         ]
         for d in devices where !bus.register(d) {
             throw HVMBuildError("I/O ports \(d.ports) claimed twice")
+        }
+    }
+
+    /// Where the first virtio function's BAR goes: the bottom of the PCI
+    /// memory window the DSDT gives the host bridge. Each function's BAR is
+    /// assigned here, as firmware would, one after the other.
+    static let virtioBARBase: UInt64 = BootLayout.pciHoleStart
+
+    /// virtio-pci functions at 00:01.0 onwards: the disks, the NICs, then
+    /// virtio-rng (always present).
+    private func buildVirtioDevices(on pci: PCIHostBridge) throws {
+        let ram = GuestPhysicalMemory(memory: memory, layout: layout)
+        var models: [any VirtioDevice] = config.disks.map { VirtioBlock(disk: $0) }
+        models += config.nics.map { VirtioNet(port: $0.tap, mac: $0.mac) }
+        models.append(VirtioEntropy())
+        guard models.count <= 31 else { throw HVMBuildError("\(models.count) virtio devices do not fit on PCI bus 0 (31 slots)") }
+        for (i, model) in models.enumerated() {
+            let bar = Self.virtioBARBase + UInt64(i) * VirtioPCITransport<GuestPhysicalMemory>.barSize
+            let transport = VirtioPCITransport(device: model, memory: ram, interrupts: vm, doorbells: vm, barAddress: bar)
+            guard pci.register(transport, device: UInt8(i + 1)) else {
+                throw HVMBuildError("PCI slot \(i + 1) taken twice")
+            }
+            mmio.register(transport)
+            virtioDevices.append(transport)
         }
     }
 
@@ -226,8 +276,10 @@ public final class HVMDomain: @unchecked Sendable {
 
     /// Runs every vCPU on its own thread until the guest ends.
     public func run() -> HVMExit {
+        for d in virtioDevices { d.start() }
         for c in cpus { c.start() }
         for c in cpus { c.join() }
+        for d in virtioDevices { d.stop() }
         return exitReason ?? .stopped
     }
 

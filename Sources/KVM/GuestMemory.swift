@@ -64,6 +64,15 @@ public final class GuestMemory: @unchecked Sendable {
         return true
     }
 
+    /// Frees the host memory behind `length` bytes at `address` (page
+    /// aligned): the memfd's pages are punched out, so the process's RSS
+    /// falls, and the range reads as zeros until written again.
+    @discardableResult
+    public func discard(_ address: UInt64, length: UInt64) -> Bool {
+        guard address & 4095 == 0, length & 4095 == 0, contains(address, length: length) else { return false }
+        return madvise(base + Int(address), Int(length), MADV_REMOVE) == 0
+    }
+
     public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
         guard let p = pointer(address, length: UInt64(buffer.count)) else { return false }
         if let b = buffer.baseAddress { b.copyMemory(from: p, byteCount: buffer.count) }

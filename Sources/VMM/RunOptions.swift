@@ -8,16 +8,20 @@ public struct RunOptions: Sendable {
     public var cmdline: String?
     public var memoryBytes: UInt64 = 512 << 20
     public var vcpus = 1
+    /// vCPUs the guest can grow to while it runs (PV); nil means `vcpus`.
+    public var maxVCPUs: Int?
+    /// Where to listen for control requests (`xeno ctl`).
+    public var controlSocket: String?
     public var name = "xenolith"
     public var mode = Mode.pv
     public var command: [String] = []
     public var reboot = true
-    /// Flat-file disks, in order: xvda, xvdb, ... (PV).
+    /// Flat-file disks, in order: xvda, xvdb, ... (PV); vda, vdb, ... (HVM, virtio-blk).
     public var disks: [DiskOption] = []
 
     /// Where to offer the guest's xenstore to host tools (PV).
     public var storeSocket: String?
-    /// NICs, in order: eth0, eth1, ... (PV).
+    /// NICs, in order: eth0, eth1, ... (PV netfront; HVM virtio-net).
     public var nics: [NICOption] = []
 
     /// `--net tap=NAME[,mac=MAC]` or `--net bridge=BR[,mac=MAC]`.
@@ -60,6 +64,11 @@ public struct RunOptions: Sendable {
                 let v = try value(a)
                 guard let n = Int(v) else { throw UsageError("--vcpus: '\(v)' is not a number") }
                 o.vcpus = n
+            case "--maxvcpus":
+                let v = try value(a)
+                guard let n = Int(v) else { throw UsageError("--maxvcpus: '\(v)' is not a number") }
+                o.maxVCPUs = n
+            case "--control": o.controlSocket = try value(a)
             case "--name": o.name = try value(a)
             case "--pv": o.mode = .pv
             case "--hvm": o.mode = .hvm
@@ -106,6 +115,11 @@ public struct RunOptions: Sendable {
         guard o.disks.count <= 16 else { throw UsageError("--disk: at most 16 disks per guest") }
         guard o.vcpus >= 1 && o.vcpus <= 32 else {
             throw UsageError("--vcpus \(o.vcpus): a guest has 1 to 32 vCPUs")
+        }
+        if let m = o.maxVCPUs {
+            guard m >= o.vcpus && m <= 32 else {
+                throw UsageError("--maxvcpus \(m): must be at least --vcpus (\(o.vcpus)) and at most 32")
+            }
         }
         return o
     }

@@ -73,10 +73,22 @@ public enum Runner {
             }
             storeSocket?.start()
         }
-        if (!disks.isEmpty || !taps.isEmpty) && options.mode == .hvm {
-            fail("--disk/--net with --hvm: virtio devices for HVM guests are not implemented yet; they work for PV guests")
+        if options.mode == .hvm, let m = options.maxVCPUs, m != options.vcpus {
+            fail("--maxvcpus: vCPU hotplug is implemented for PV guests only")
             return 1
         }
+        var control: ControlSocket?
+        if let path = options.controlSocket {
+            do {
+                control = try ControlSocket(path: path)
+            } catch {
+                fail("\(error)")
+                return 1
+            }
+            control?.start()
+        }
+        // The process exits without running deinits: take the socket file away here.
+        defer { control?.removeSocketFile() }
         blockControlSignals()
         let terminal = Terminal()
         var status: Int32 = 0
@@ -97,7 +109,8 @@ public enum Runner {
                 case .pv:
                     let pv = try PVDomain(
                         config: PVDomainConfig(name: options.name, memoryBytes: options.memoryBytes,
-                                               vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd),
+                                               vcpus: options.vcpus, maxVCPUs: options.maxVCPUs,
+                                               cmdline: cmdline, kernel: kernel, initrd: initrd),
                         consoleOutput: { bytes in Terminal.writeOut(bytes) })
                     for (i, disk) in disks.enumerated() {
                         backends.append(try BlockBackend(domain: pv, disk: disk, diskIndex: i))
@@ -112,7 +125,8 @@ public enum Runner {
                 case .hvm:
                     domain = try HVMDomain(
                         config: HVMConfig(name: options.name, memoryBytes: options.memoryBytes,
-                                          vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd),
+                                          vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd,
+                                          disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) }),
                         consoleOutput: { bytes in Terminal.writeOut(bytes) })
                 }
             } catch {
@@ -120,11 +134,13 @@ public enum Runner {
                 fail("\(error)")
                 return 1
             }
+            control?.serve(domain as? any ControlTarget)
             let input = ConsoleInput(domain: domain, terminal: terminal)
             input.start()
             let signals = SignalWatcher(domain: domain)
             signals.start()
             let reason = domain.runToEnd()
+            control?.serve(nil)
             input.stop()
             for b in backends { b.stop() }
             for n in nics { n.stop() }

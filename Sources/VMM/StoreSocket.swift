@@ -17,25 +17,7 @@ final class StoreSocket: @unchecked Sendable {
 
     init(path: String) throws(RunError) {
         self.path = path
-        guard path.utf8.count < 108 else { throw RunError("xenstore socket path '\(path)' is too long") }
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw RunError("xenstore socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let old = umask(0o177)          // the socket is born 0600
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(old)
-        guard bound == 0, listen(fd, 16) == 0 else {
-            let e = errno
-            close(fd)
-            throw RunError("xenstore socket \(path): \(String(cString: strerror(e)))")
-        }
+        let fd = try UnixSocket.listen(path: path, what: "xenstore socket")
         listener = fd
     }
 

@@ -124,7 +124,7 @@ extension PVCPU {
             let policy = CPUIDPolicy.shared(domain.kvm)
             let (a, b, c, d) = policy.lookup(function: UInt32(truncatingIfNeeded: r.rax),
                                              index: UInt32(truncatingIfNeeded: r.rcx),
-                                             vcpu: id, count: domain.config.vcpus)
+                                             vcpu: id, count: domain.config.maxVCPUs)
             r.rax = UInt64(a); r.rbx = UInt64(b); r.rcx = UInt64(c); r.rdx = UInt64(d)
         case .wrmsr:
             guard inKernel else { return false }

@@ -268,12 +268,12 @@ extension PVCPU {
         case 13:
             ldtBase = arg1; ldtEntries = arg2
         case 16:
-            guard arg1 < domain.frames else { return -XenErrno.EINVAL }
+            guard domain.mmu.withLock({ $0.owns(arg1) }) else { return -XenErrno.EINVAL }
             let typed = domain.mmu.withLock { $0.isPageTable(arg1) }
             guard !typed else { return -XenErrno.EINVAL }
             memset(mem.pointer(arg1 << 12, length: 4096)!, 0, 4096)
         case 17:
-            guard arg1 < domain.frames, arg2 < domain.frames else { return -XenErrno.EINVAL }
+            guard domain.mmu.withLock({ $0.owns(arg1) && $0.owns(arg2) }) else { return -XenErrno.EINVAL }
             let typed = domain.mmu.withLock { $0.isPageTable(arg1) }
             guard !typed else { return -XenErrno.EINVAL }
             memcpy(mem.pointer(arg1 << 12, length: 4096)!, mem.pointer(arg2 << 12, length: 4096)!, 4096)
@@ -366,8 +366,13 @@ extension PVCPU {
         }
     }
 
-    private func memoryOp(_ cmd: UInt64, _ arg: UInt64) -> Int64 {
-        switch cmd & 0xf {
+    private func memoryOp(_ command: UInt64, _ arg: UInt64) -> Int64 {
+        // The low 6 bits are the sub-op; the rest, for the reservation ops,
+        // the extent to continue from (MEMOP_EXTENT_SHIFT).
+        let cmd = command & 0x3f
+        switch cmd {
+        case 0, 1, 6:   // increase_reservation, decrease_reservation, populate_physmap
+            return memoryReservation(cmd, arg, startExtent: command >> 6)
         case 12:  // machphys_mapping {v_start, v_end, max_mfn}
             let end = Layout.m2pVirtual + domain.frames * 8
             return writeGuest([Layout.m2pVirtual, (end + 4095) & ~4095, domain.frames - 1], at: arg) ? 0 : -XenErrno.EFAULT
@@ -381,10 +386,12 @@ extension PVCPU {
             }
             guard e820.withUnsafeBytes({ writeGuestBytes($0, at: buffer) }) else { return -XenErrno.EFAULT }
             return writeGuestWord((n & ~0xffff_ffff) | 1, at: arg) ? 0 : -XenErrno.EFAULT
-        case 4:   // current_reservation
+        case 3:   // current_reservation: what the guest holds now
+            return Int64(domain.frames - domain.mmu.withLock { $0.balloonedCount })
+        case 4:   // maximum_reservation: the boot size (static-max)
             return Int64(domain.frames)
-        case 5, 6: // maximum_reservation, maximum_gpfn
-            return Int64(domain.frames - 1) + (cmd & 0xf == 5 ? 1 : 0)
+        case 2, 14: // maximum_ram_page, maximum_gpfn
+            return Int64(domain.frames - 1)
         default:
             return -XenErrno.ENOSYS
         }
@@ -413,7 +420,11 @@ extension PVCPU {
             other.online.store(true, ordering: .releasing)
             other.kick()
             return 0
-        case 2: return other === self ? 0 : -XenErrno.EINVAL               // down
+        case 2:                                                             // down
+            // Linux downs only itself (play_dead); it resumes here on VCPUOP_up.
+            guard other === self else { return -XenErrno.EINVAL }
+            parkOffline()
+            return 0
         case 5:                                                             // register_runstate_memory_area
             guard let va = readGuestWord(arg) else { return -XenErrno.EFAULT }
             other.runstateVirtual = va
@@ -524,11 +535,16 @@ extension PVCPU {
         case 3:   // close {port}
             guard let w = readGuestWord(arg) else { return -XenErrno.EFAULT }
             let port = Int(w & 0xffff_ffff)
+            let pendingWord = domain.sharedInfo + 2048 + (port / 64) * 8
             domain.events.withLock { ev in
                 guard port > 0 && port < ev.ports.count else { return }
                 if case .virq(let v, let c) = ev.ports[port] { ev.virqPorts[c][v] = nil }
                 if case .backend(let b) = ev.ports[port], b == .console || b == .xenstore { return }
                 ev.ports[port] = .free
+                // Like Xen's evtchn_free: a port bound again must not start
+                // out pending (Linux re-binds a re-onlined CPU's IPIs and
+                // BUGs on a stale spinlock kick).
+                _ = ckvm_atomic_and64(pendingWord, ~(UInt64(1) << UInt64(port % 64)))
             }
             return 0
         case 4:   // send {port}

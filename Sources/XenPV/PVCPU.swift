@@ -119,7 +119,7 @@ final class PVCPU: @unchecked Sendable {
 
     private func setupCPUID() throws {
         let policy = CPUIDPolicy.shared(domain.kvm)
-        try kvm.setCPUID(policy.entries(forVCPU: id, count: domain.config.vcpus))
+        try kvm.setCPUID(policy.entries(forVCPU: id, count: domain.config.maxVCPUs))
     }
 
     /// Initial state of a vCPU (vCPU 0 from the builder; others from VCPUOP_initialise).

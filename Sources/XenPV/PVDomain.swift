@@ -9,7 +9,11 @@ import XenStore
 public struct PVDomainConfig: Sendable {
     public var name: String = "xenolith"
     public var memoryBytes: UInt64
+    /// vCPUs online at boot.
     public var vcpus: Int
+    /// vCPUs the guest has (all possible to Linux; those beyond `vcpus`
+    /// start unavailable and can be added while it runs).
+    public var maxVCPUs: Int
     public var cmdline: String
     public var kernel: GuestKernel
     public var initrd: [UInt8]?
@@ -19,14 +23,17 @@ public struct PVDomainConfig: Sendable {
         public let name: String
         public let memoryBytes: UInt64
         public let vcpus: Int
+        public let maxVCPUs: Int
         public let cmdline: String
     }
 
-    public var settings: Settings { Settings(name: name, memoryBytes: memoryBytes, vcpus: vcpus, cmdline: cmdline) }
+    public var settings: Settings {
+        Settings(name: name, memoryBytes: memoryBytes, vcpus: vcpus, maxVCPUs: maxVCPUs, cmdline: cmdline)
+    }
 
-    public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, cmdline: String,
+    public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, maxVCPUs: Int? = nil, cmdline: String,
                 kernel: GuestKernel, initrd: [UInt8]?) {
-        self.name = name; self.memoryBytes = memoryBytes; self.vcpus = vcpus
+        self.name = name; self.memoryBytes = memoryBytes; self.vcpus = vcpus; self.maxVCPUs = maxVCPUs ?? vcpus
         self.cmdline = cmdline; self.kernel = kernel; self.initrd = initrd
     }
 }
@@ -93,14 +100,17 @@ public final class PVDomain: @unchecked Sendable {
         guard config.kernel.xen != nil else { throw BuildError.noXenSupport }
         self.config = config.settings
         kvm = try KVMSystem()
-        guard config.vcpus >= 1 && config.vcpus <= min(PVDomain.maxVCPUs, kvm.maxVCPUs) else {
-            throw BuildError.vcpuCount(config.vcpus, min(PVDomain.maxVCPUs, kvm.maxVCPUs))
+        guard config.maxVCPUs >= 1 && config.maxVCPUs <= min(PVDomain.maxVCPUs, kvm.maxVCPUs) else {
+            throw BuildError.vcpuCount(config.maxVCPUs, min(PVDomain.maxVCPUs, kvm.maxVCPUs))
+        }
+        guard config.vcpus >= 1 && config.vcpus <= config.maxVCPUs else {
+            throw BuildError.vcpuCount(config.vcpus, config.maxVCPUs)
         }
         vm = try kvm.createVM()
         memory = try GuestMemory(size: config.memoryBytes, name: "xenolith-\(config.name)")
         frames = config.memoryBytes / Layout.pageSize
         try vm.setMemoryRegion(slot: 0, guestPhysical: 0, size: config.memoryBytes, host: memory.base)
-        hypervisor = try HypervisorArea(guestMemorySize: config.memoryBytes, vcpus: config.vcpus)
+        hypervisor = try HypervisorArea(guestMemorySize: config.memoryBytes, vcpus: config.maxVCPUs)
         try hypervisor.register(with: vm, slot: 1)
         sharedInfoFrame = hypervisor.sharedInfo >> 12
         grants = GrantTable(base: hypervisor.pointer(hypervisor.grantTable), firstFrame: hypervisor.grantTable >> 12)
@@ -108,10 +118,12 @@ public final class PVDomain: @unchecked Sendable {
         types.extraFrames = Set([sharedInfoFrame] + Array(grants.frameNumbers))
         types.hypervisorL4 = hypervisor.l4Entries
         mmu = Mutex(types)
-        events = Mutex(EventChannels(vcpus: config.vcpus))
+        events = Mutex(EventChannels(vcpus: config.maxVCPUs))
         time = GuestTime(tscKHz: 1)
         console = ConsoleBackend(output: consoleOutput)
-        for i in 0..<config.vcpus {
+        // Every vCPU exists from the start (Linux sizes its possible CPUs by
+        // VCPUOP_is_up); only vCPU 0 runs until the guest brings up the rest.
+        for i in 0..<config.maxVCPUs {
             vcpus.append(try PVCPU(domain: self, id: i, vcpu: try vm.createVCPU(id: i)))
         }
         let khz = UInt64((try? vcpus[0].kvm.tscKHz()) ?? 0)
@@ -221,8 +233,8 @@ public final class PVDomain: @unchecked Sendable {
         }
 
         // Xenstore: the guest's directory and its ring.
-        store.populateDomain(id: PVDomain.domainID, name: config.name, vcpus: config.vcpus,
-                             memoryKiB: config.memoryBytes >> 10,
+        store.populateDomain(id: PVDomain.domainID, name: config.name, vcpus: config.maxVCPUs,
+                             availableVCPUs: config.vcpus, memoryKiB: config.memoryBytes >> 10,
                              storeRing: (port: UInt32(storePort), frame: storeFrame),
                              consoleRing: (port: UInt32(consolePort), frame: consoleFrame))
         let wake = storePumpWake
@@ -400,7 +412,7 @@ public final class PVDomain: @unchecked Sendable {
     /// in use to the guest (it cannot end the access) until `releaseGrant`.
     public func claimGrant(_ ref: UInt32, writable: Bool) -> UnsafeMutableRawPointer? {
         guard let frame = grants.claim(ref, writable: writable) else { return nil }
-        guard frame < frames, let page = memory.pointer(frame << 12, length: 4096) else {
+        guard mmu.withLock({ $0.owns(frame) }), let page = memory.pointer(frame << 12, length: 4096) else {
             grants.release(ref)
             return nil
         }

@@ -21,6 +21,10 @@ struct PageTypes {
     private(set) var typeCount: ZeroedTable<UInt32>
     private(set) var writableCount: ZeroedTable<UInt32>
     private(set) var pinned: ZeroedTable<Bool>
+    /// Frames the guest gave back (XENMEM_decrease_reservation): not its own
+    /// until it populates them again, so no new mapping or table may name them.
+    private(set) var ballooned: ZeroedTable<Bool>
+    private(set) var balloonedCount: UInt64 = 0
     /// Hypervisor frames outside RAM the guest may map (shared_info), always RW.
     var extraFrames: Set<UInt64> = []
     /// L4 entries for slots 256–258, installed into every validated L4.
@@ -32,6 +36,7 @@ struct PageTypes {
         typeCount = ZeroedTable(count: Int(frames))
         writableCount = ZeroedTable(count: Int(frames))
         pinned = ZeroedTable(count: Int(frames))
+        ballooned = ZeroedTable(count: Int(frames))
     }
 
     enum Failure: Error, CustomStringConvertible {
@@ -51,7 +56,32 @@ struct PageTypes {
         }
     }
 
-    @inline(__always) func owns(_ frame: UInt64) -> Bool { frame < frames }
+    /// The guest may map or type `frame`: it is guest RAM not ballooned out.
+    @inline(__always) func owns(_ frame: UInt64) -> Bool { frame < frames && !ballooned[Int(frame)] }
+
+    /// `frame` is guest RAM, owned now or not: references taken while it was
+    /// owned are still dropped after it is ballooned out.
+    @inline(__always) func inRAM(_ frame: UInt64) -> Bool { frame < frames }
+
+    // MARK: Ballooning
+
+    /// The guest gives `frame` back. Refused for a frame in use as a page
+    /// table or descriptor page; a leftover mapping keeps working (as in
+    /// Xen, where the page is freed when its last reference goes).
+    mutating func giveBack(_ frame: UInt64) -> Bool {
+        guard owns(frame), typeCount[Int(frame)] == 0 else { return false }
+        ballooned[Int(frame)] = true
+        balloonedCount += 1
+        return true
+    }
+
+    /// The guest takes ballooned-out `frame` again.
+    mutating func takeBack(_ frame: UInt64) -> Bool {
+        guard inRAM(frame), ballooned[Int(frame)] else { return false }
+        ballooned[Int(frame)] = false
+        balloonedCount -= 1
+        return true
+    }
 
     func kindOf(_ frame: UInt64) -> Kind {
         frame < frames ? Kind(rawValue: kind[Int(frame)]) ?? .none : .none
@@ -88,7 +118,7 @@ struct PageTypes {
 
     /// Drops a type reference; at zero the table's own references are released.
     mutating func put(_ frame: UInt64, memory: GuestMemory) {
-        guard owns(frame) else { return }
+        guard inRAM(frame) else { return }
         let i = Int(frame)
         guard typeCount[i] > 0 else { return }
         typeCount[i] -= 1
@@ -111,7 +141,7 @@ struct PageTypes {
     }
 
     mutating func unpin(_ frame: UInt64, memory: GuestMemory) -> Failure? {
-        guard owns(frame), pinned[Int(frame)] else { return .notPinned(frame: frame) }
+        guard inRAM(frame), pinned[Int(frame)] else { return .notPinned(frame: frame) }
         pinned[Int(frame)] = false
         put(frame, memory: memory)
         return nil
@@ -152,7 +182,7 @@ struct PageTypes {
         guard PTE.isPresent(e) else { return }
         let target = PTE.frame(e)
         if level == 1 {
-            if e & PTE.writable != 0, owns(target), writableCount[Int(target)] > 0 {
+            if e & PTE.writable != 0, inRAM(target), writableCount[Int(target)] > 0 {
                 writableCount[Int(target)] -= 1
             }
             return

@@ -10,7 +10,7 @@ extension XenStoreTree {
     /// | `D/name`, `D/domid` | name, id | inherited (`n0 r<id>`) |
     /// | `D/vm` (if `uuid`) | `/vm/<uuid>` | inherited; `/vm/<uuid>` has `uuid`, `name`, `n0 r<id>` |
     /// | `D/memory/static-max`, `D/memory/target` | memoryKiB | inherited |
-    /// | `D/cpu/<n>/availability` for n < vcpus | `online` | inherited |
+    /// | `D/cpu/<n>/availability` for n < vcpus | `online` below `availableVCPUs` (default all), else `offline` | inherited |
     /// | `D/device` (empty: no devices to probe) | | inherited |
     /// | `D/control` | | inherited |
     /// | `D/control/platform-feature-multiprocessor-suspend` | `1` | inherited |
@@ -22,7 +22,7 @@ extension XenStoreTree {
     ///
     /// Host-side misuse traps: `id` must be 0...0x7fef, `vcpus` 0...4096,
     /// `name` at most 4096 bytes, `uuid` made of `[0-9A-Za-z-]`.
-    public func populateDomain(id: Int, name: String, vcpus: Int, memoryKiB: UInt64,
+    public func populateDomain(id: Int, name: String, vcpus: Int, availableVCPUs: Int? = nil, memoryKiB: UInt64,
                                uuid: String? = nil,
                                storeRing: (port: UInt32, frame: UInt64)? = nil,
                                consoleRing: (port: UInt32, frame: UInt64)? = nil) {
@@ -75,7 +75,7 @@ extension XenStoreTree {
             write("\(dom)/memory/static-max", String(memoryKiB))
             write("\(dom)/memory/target", String(memoryKiB))
             for n in 0..<vcpus {
-                write("\(dom)/cpu/\(n)/availability", "online")
+                write("\(dom)/cpu/\(n)/availability", n < (availableVCPUs ?? vcpus) ? "online" : "offline")
             }
             mkdir("\(dom)/device")
             mkdir("\(dom)/control")

@@ -5,10 +5,12 @@ import VMM
 /// `kit` builds the default guest kit.
 let usage = """
 usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
-                [--vcpus N] [--name NAME] [--pv | --hvm] [--no-reboot]
+                [--vcpus N] [--maxvcpus M] [--name NAME] [--pv | --hvm] [--no-reboot]
                 [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
-                [--xenstore-socket PATH]
+                [--xenstore-socket PATH] [--control PATH]
                 [-- COMMAND...]
+       xeno ctl PATH info | vcpu-set N | mem-set SIZE
+                     ask the guest running with --control PATH; prints the reply
        xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
 
 """
@@ -29,6 +31,8 @@ case "run":
         eprint("xeno: \(error)\n")
         exit(2)
     }
+case "ctl":
+    exit(ControlClient.run(Array(args.dropFirst())))
 case "kit":
     let script = Kit.buildScript
     guard access(script, R_OK) == 0 else {

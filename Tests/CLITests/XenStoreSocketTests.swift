@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 /// The guest's xenstore on a host Unix socket, driven by Debian's own
@@ -28,6 +29,24 @@ struct XenStoreSocketTests {
         return (p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
     }
 
+    /// Sends a header that claims a 1 MiB payload (the limit is 4 KiB);
+    /// "closed" if the VMM hung up on it.
+    static func sendGarbage(socket path: String) -> String {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { return "no connection" }
+        var header: [UInt32] = [2, 7, 0, 1 << 20]      // XS_READ, req 7, tx 0, len 1 MiB
+        _ = write(fd, &header, 16)
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        return read(fd, &byte, 1) == 0 ? "closed" : "still open"
+    }
+
     @Test("xenstore-ls lists the running guest's nodes, write/read round-trip, and a control/sysrq write powers the guest off")
     func toolsDriveARunningGuest() throws {
         let socket = NSTemporaryDirectory() + "xeno-xs-\(getpid()).sock"
@@ -46,6 +65,8 @@ struct XenStoreSocketTests {
             s["ls"] = Self.tool("xenstore-ls", ["/local/domain/1"], socket: socket).1
             s["write"] = String(Self.tool("xenstore-write", ["/local/domain/1/data/greeting", "hello-guest"], socket: socket).0)
             s["read"] = Self.tool("xenstore-read", ["/local/domain/1/data/greeting"], socket: socket).1
+            s["garbage"] = Self.sendGarbage(socket: socket)
+            s["after-garbage"] = Self.tool("xenstore-read", ["/local/domain/1/name"], socket: socket).1
             s["mode"] = (try? FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int).map { String($0!, radix: 8) } ?? "none"
             seen.set(s)
             _ = Self.tool("xenstore-write", ["/local/domain/1/control/sysrq", "o"], socket: socket)
@@ -60,5 +81,7 @@ struct XenStoreSocketTests {
         #expect(s["write"] == "0")
         #expect(s["read"] == "hello-guest\n")
         #expect(s["mode"] == "600")
+        #expect(s["garbage"] == "closed", "a message claiming 1 MiB of payload must close that client only")
+        #expect(s["after-garbage"] == "xs-guest\n")
     }
 }

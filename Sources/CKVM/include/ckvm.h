@@ -175,6 +175,34 @@ static inline void ckvm_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /// An eventfd for wake-ups (and, later, KVM's irqfd and ioeventfd).
 static inline int ckvm_eventfd(void) { return eventfd(0, EFD_CLOEXEC); }
 
+/// KVM_IOEVENTFD: a guest write of `len` bytes at guest-physical `addr`
+/// signals eventfd `fd` inside KVM, without an exit to the VMM (virtio
+/// queue notifications). `deassign` removes the same binding.
+static inline int ckvm_ioeventfd(int vm_fd, uint64_t addr, uint32_t len, int fd, int deassign) {
+    struct kvm_ioeventfd e;
+    __builtin_memset(&e, 0, sizeof e);
+    e.addr = addr;
+    e.len = len;
+    e.fd = fd;
+    e.flags = deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0;
+    return ioctl(vm_fd, KVM_IOEVENTFD, &e);
+}
+
+/// KVM_SIGNAL_MSI: delivers one message-signalled interrupt through the
+/// in-kernel local APICs. > 0 delivered, 0 blocked by the guest, < 0 error.
+static inline int ckvm_signal_msi(int vm_fd, uint64_t address, uint32_t data) {
+    struct kvm_msi m;
+    __builtin_memset(&m, 0, sizeof m);
+    m.address_lo = (uint32_t)address;
+    m.address_hi = (uint32_t)(address >> 32);
+    m.data = data;
+    return ioctl(vm_fd, KVM_SIGNAL_MSI, &m);
+}
+
+#include <sys/random.h>
+/// getrandom(2) for device models (virtio-rng); Glibc's module map may not export it.
+static inline long ckvm_getrandom(void *buf, unsigned long len) { return getrandom(buf, len, 0); }
+
 #include <cpuid.h>
 static inline void ckvm_cpuid(uint32_t leaf, uint32_t sub, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d) {
     __cpuid_count(leaf, sub, *a, *b, *c, *d);

@@ -1,0 +1,112 @@
+import Glibc
+import Synchronization
+
+/// `xeno run --control PATH`: a Unix socket (mode 0600) taking one request
+/// line at a time (ControlRequest) and answering each with one line,
+/// `ok ...` or `error <why>`. A client may send several requests; one that
+/// sends a line too long, or nothing for a while, is answered and dropped.
+/// Nothing a client sends reaches the domain unparsed.
+final class ControlSocket: @unchecked Sendable {
+    let path: String
+    private let listener: Int32
+    /// The running guest (nil between a reboot's end and the next boot).
+    private let target = Mutex<(any ControlTarget)?>(nil)
+    /// Clients being served; more are turned away rather than given threads.
+    private let clients = Atomic<Int>(0)
+    static let maxClients = 8
+    static let idleSeconds = 30
+
+    init(path: String) throws(RunError) {
+        self.path = path
+        listener = try UnixSocket.listen(path: path, what: "control socket")
+    }
+
+    deinit {
+        close(listener)
+        unlink(path)
+    }
+
+    /// Stops new clients finding the socket (the run is over).
+    func removeSocketFile() { unlink(path) }
+
+    /// Requests go to `guest` from now on (nil: refused while there is none).
+    func serve(_ guest: (any ControlTarget)?) { target.withLock { $0 = guest } }
+
+    /// Accepts clients on a thread of its own, for the life of the process.
+    func start() {
+        spawnThread { [self] in
+            while true {
+                let client = accept(listener, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                if clients.add(1, ordering: .acquiringAndReleasing).newValue > Self.maxClients {
+                    _ = UnixSocket.sendAll(client, Array("error too many control clients at once\n".utf8))
+                    close(client)
+                    clients.subtract(1, ordering: .acquiringAndReleasing)
+                    continue
+                }
+                spawnThread { [self] in
+                    serve(client)
+                    close(client)
+                    clients.subtract(1, ordering: .acquiringAndReleasing)
+                }
+            }
+        }
+    }
+
+    /// One client: a reply per request line until it hangs up, goes quiet
+    /// or oversteps the line limit.
+    private func serve(_ client: Int32) {
+        UnixSocket.setReceiveTimeout(client, seconds: Self.idleSeconds)
+        var line: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                // A request cut off by the hang-up is not run, but is answered.
+                if n == 0 && !line.isEmpty {
+                    _ = UnixSocket.sendAll(client, Array("error request not ended by a newline\n".utf8))
+                }
+                return
+            }
+            for byte in buffer[0..<n] {
+                if byte == UInt8(ascii: "\n") {
+                    guard UnixSocket.sendAll(client, Array((answer(line) + "\n").utf8)) else { return }
+                    line.removeAll(keepingCapacity: true)
+                } else if line.count < ControlRequest.maxLength {
+                    line.append(byte)
+                } else {
+                    _ = UnixSocket.sendAll(client, Array("error request longer than \(ControlRequest.maxLength) bytes\n".utf8))
+                    return
+                }
+            }
+        }
+    }
+
+    /// The reply line (without its newline) to one request line.
+    func answer(_ line: [UInt8]) -> String {
+        let request: ControlRequest
+        switch ControlRequest.parse(line) {
+        case .success(let r): request = r
+        case .failure(let e): return "error \(e)"
+        }
+        guard let guest = target.withLock({ $0 }) else { return "error the guest is not running (it is rebooting)" }
+        do throws(ControlError) {
+            switch request {
+            case .info: return "ok " + guest.info()
+            case .setVCPUs(let n):
+                try guest.setVCPUs(n)
+                return "ok vcpus=\(n)"
+            case .setMemory(let bytes):
+                try guest.setMemory(bytes: bytes)
+                return "ok memory-target-kib=\(bytes >> 10)"
+            }
+        } catch {
+            return "error \(error)"
+        }
+    }
+}

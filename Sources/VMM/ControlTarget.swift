@@ -1,0 +1,42 @@
+import HVM
+import XenPV
+
+/// What the control socket can ask of the running guest, PV or HVM.
+protocol ControlTarget: AnyObject, Sendable {
+    /// `info`'s reply after `ok `: key=value words.
+    func info() -> String
+    func setVCPUs(_ count: Int) throws(ControlError)
+    func setMemory(bytes: UInt64) throws(ControlError)
+}
+
+extension PVDomain: ControlTarget {
+    func info() -> String {
+        "name=\(config.name) mode=pv vcpus-online=\(onlineVCPUCount) vcpus-max=\(config.maxVCPUs)"
+            + " memory-target-kib=\(memoryTargetKiB) memory-max-kib=\(config.memoryBytes >> 10)"
+            + " memory-current-kib=\(currentMemoryKiB)"
+    }
+
+    func setVCPUs(_ count: Int) throws(ControlError) {
+        do { try setAvailableVCPUs(count) } catch { throw ControlError(error.description) }
+    }
+
+    func setMemory(bytes: UInt64) throws(ControlError) {
+        do { try setMemoryTarget(bytes: bytes) } catch { throw ControlError(error.description) }
+    }
+}
+
+extension HVMDomain: ControlTarget {
+    func info() -> String {
+        "name=\(config.name) mode=hvm vcpus-online=\(config.vcpus) vcpus-max=\(config.vcpus)"
+            + " memory-target-kib=\(config.memoryBytes >> 10) memory-max-kib=\(config.memoryBytes >> 10)"
+            + " memory-current-kib=\(config.memoryBytes >> 10)"
+    }
+
+    func setVCPUs(_ count: Int) throws(ControlError) {
+        throw ControlError("vcpu-set: HVM guests have no vCPU hotplug yet (PV guests do)")
+    }
+
+    func setMemory(bytes: UInt64) throws(ControlError) {
+        throw ControlError("mem-set: HVM guests have no balloon yet (PV guests do)")
+    }
+}

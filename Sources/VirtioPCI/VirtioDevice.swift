@@ -1,0 +1,49 @@
+import Virtio
+
+/// A virtio device model behind a transport: what it offers, and the work it
+/// does on its queues.
+///
+/// The transport calls every method with its lock held, from the device's
+/// service thread (or a test), never concurrently: a model keeps its state
+/// in plain properties.
+public protocol VirtioDevice: AnyObject, Sendable {
+    var type: VirtioDeviceType { get }
+    /// Device-specific feature bits (the transport adds VERSION_1,
+    /// INDIRECT_DESC and EVENT_IDX).
+    var deviceFeatures: UInt64 { get }
+    /// Each queue's largest size (QueueNumMax); the count is the number of queues.
+    var queueMaxSizes: [UInt16] { get }
+    /// The device-specific configuration structure, read-only to the driver.
+    var configSpace: [UInt8] { get }
+
+    /// The driver reset the device: drop any request state.
+    func reset()
+
+    /// Takes what the driver made available on queue `index`, does it and
+    /// completes each request on `queue`. Refused chains are completed with
+    /// length 0; a failed queue (corrupt ring) is left for the transport.
+    func service<Memory: GuestMemoryView>(queue index: Int, _ queue: Virtqueue<Memory>)
+
+    /// A host file descriptor whose readability means work for the device
+    /// (a TAP's received frames), polled while `wantsHostInput` is true.
+    var hostInputFD: Int32? { get }
+    var wantsHostInput: Bool { get }
+}
+
+extension VirtioDevice {
+    public var hostInputFD: Int32? { nil }
+    public var wantsHostInput: Bool { false }
+}
+
+/// How a device's interrupts reach the guest: one MSI-X message at a time.
+public protocol MSISignaller: Sendable {
+    func signalMSI(address: UInt64, data: UInt32)
+}
+
+/// Binds a queue doorbell's address to the device's eventfd so that guest
+/// notifications skip the VMM's vCPU threads (KVM_IOEVENTFD). Optional: a
+/// transport without one takes doorbell writes as MMIO.
+public protocol DoorbellBinder: Sendable {
+    func bind(address: UInt64, length: UInt32, eventFD: Int32) -> Bool
+    func unbind(address: UInt64, length: UInt32, eventFD: Int32)
+}

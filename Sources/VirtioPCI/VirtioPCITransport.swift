@@ -1,0 +1,171 @@
+import CKVM
+import Glibc
+import Machine
+import Synchronization
+import Virtio
+
+/// A virtio 1.x device on the modern PCI transport (virtio 1.2 §4.1): a PCI
+/// function with one 64-bit memory BAR holding the common configuration, ISR,
+/// device configuration, doorbells and the MSI-X table.
+///
+/// Everything here is the guest's to write. Register accesses of a shape the
+/// spec does not define read as zero and are otherwise ignored; settings the
+/// device cannot honour (features it did not offer, rings outside memory,
+/// vectors beyond the table) are refused as the spec says: FEATURES_OK does
+/// not stick, the vector reads NO_VECTOR, or the device sets NEEDS_RESET.
+///
+/// The queues are worked on by one service thread per device (`start()`),
+/// woken by an eventfd that KVM signals on doorbell writes; vCPU threads only
+/// touch registers. One lock covers registers and queue work, so a driver
+/// resetting the device never races a request in flight.
+public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMIODevice, @unchecked Sendable {
+    public let device: any VirtioDevice
+    let interrupts: any MSISignaller
+    let doorbells: (any DoorbellBinder)?
+    let state: Mutex<TransportState<Memory>>
+    /// The configuration-space bytes that never change (IDs, capabilities).
+    let configTemplate: [UInt8]
+    let deviceConfig: [UInt8]
+    let offeredFeatures: UInt64
+    /// The service thread's wake-up: doorbells and stop requests.
+    let kick: Int32
+    private let stopping = Atomic<Bool>(false)
+
+    /// - Parameters:
+    ///   - barAddress: where BAR0 starts, as firmware would have assigned it
+    ///     (aligned to `VirtioPCITransport.barSize`); 0 leaves it unassigned
+    ///     with memory decoding off, for the guest to place.
+    ///   - doorbells: binds doorbells to the kick eventfd; nil takes them as MMIO.
+    public init(device: any VirtioDevice, memory: Memory, interrupts: any MSISignaller,
+                doorbells: (any DoorbellBinder)?, barAddress: UInt64) {
+        self.device = device
+        self.interrupts = interrupts
+        self.doorbells = doorbells
+        deviceConfig = device.configSpace
+        offeredFeatures = device.deviceFeatures | VirtioFeature.transport
+        let queues = device.queueMaxSizes.map { QueueSlot(memory: memory, maxSize: $0) }
+        configTemplate = Self.makeConfigTemplate(device: device, queueCount: queues.count)
+        kick = ckvm_eventfd()
+        let base = barAddress & ~(Self.barSize - 1)
+        state = Mutex(TransportState(command: base != 0 ? PCICommand.memorySpace : 0, barAddress: base,
+                                     queues: queues, msix: MSIXTable(vectors: queues.count + 1)))
+        device.reset()
+        state.withLock { updateDoorbells(&$0) }
+    }
+
+    deinit {
+        state.withLock { s in
+            if let base = s.boundDoorbellBase { unbindDoorbells(base: base, count: s.queues.count) }
+        }
+        close(kick)
+    }
+
+    /// The size of BAR0.
+    public static var barSize: UInt64 { VirtioPCILayout.barSize }
+
+    // MARK: Interrupts
+
+    /// Raises `vector` for a used-buffer notification (ISR bit 0) or a
+    /// configuration change (bit 1).
+    func interrupt(_ vector: UInt16, isrBit: UInt8, _ s: inout TransportState<Memory>) {
+        s.isr |= isrBit
+        s.msix.signal(vector) { interrupts.signalMSI(address: $0.address, data: $0.data) }
+    }
+
+    /// The device cannot go on until the driver resets it (§2.1.2).
+    func requireReset(_ why: String, _ s: inout TransportState<Memory>) {
+        report("virtio-\(device.type) \(why): device needs a reset")
+        guard s.status & DeviceStatus.needsReset == 0 else { return }
+        s.status |= DeviceStatus.needsReset
+        if s.status & DeviceStatus.driverOK != 0 { interrupt(s.configVector, isrBit: 2, &s) }
+    }
+
+    // MARK: Queue work
+
+    /// Works every enabled queue once and interrupts the driver where it
+    /// asked. The service thread calls this on each wake-up; tests call it
+    /// directly.
+    public func serviceQueues() {
+        state.withLock { s in
+            guard s.status & DeviceStatus.driverOK != 0, s.status & DeviceStatus.needsReset == 0 else { return }
+            for (index, slot) in s.queues.enumerated() where slot.enabled {
+                device.service(queue: index, slot.virtqueue)
+                if let fault = slot.virtqueue.fault {
+                    requireReset("queue \(index): \(fault)", &s)
+                    return
+                }
+                if slot.virtqueue.needsNotification() { interrupt(slot.vector, isrBit: 1, &s) }
+            }
+        }
+    }
+
+    /// A doorbell rang without ioeventfd, or the device has news: wake the thread.
+    func wake() {
+        var one: UInt64 = 1
+        _ = Glibc.write(kick, &one, 8)
+    }
+
+    // MARK: Service thread
+
+    /// Starts the device's service thread.
+    public func start() {
+        startThread { self.serviceLoop() }
+    }
+
+    /// Ends the service thread (the guest is gone).
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        wake()
+    }
+
+    /// Sleeps until a doorbell or, while the device wants it, host input;
+    /// then works the queues.
+    private func serviceLoop() {
+        var fds = [pollfd(fd: kick, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: device.hostInputFD ?? -1, events: Int16(POLLIN), revents: 0)]
+        while !stopping.load(ordering: .acquiring) {
+            // Host input matters only while the driver runs the device;
+            // otherwise a readable TAP would spin this loop.
+            let watchHost = state.withLock { s in
+                s.status & (DeviceStatus.driverOK | DeviceStatus.needsReset) == DeviceStatus.driverOK
+                    && device.hostInputFD != nil && device.wantsHostInput
+            }
+            let n = poll(&fds, watchHost ? 2 : 1, -1)
+            if n < 0 { if errno == EINTR { continue }; break }
+            if fds[0].revents != 0 {
+                var count: UInt64 = 0
+                _ = Glibc.read(kick, &count, 8)
+            }
+            serviceQueues()
+        }
+    }
+}
+
+/// Runs `body` on a new detached thread. (A generic class cannot form the C
+/// function pointer itself, so the body travels in a box.)
+func startThread(_ body: @escaping () -> Void) {
+    final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    pthread_create(&thread, nil, { arg in
+        Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+        return nil
+    }, box)
+    pthread_detach(thread)
+}
+
+/// One line on the VMM's stderr: device trouble the guest caused.
+func report(_ line: String) {
+    let text = "xeno: " + line + "\n"
+    _ = text.withCString { Glibc.write(2, $0, strlen($0)) }
+}
+
+extension VirtioDeviceType: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .network: "net"
+        case .block: "blk"
+        case .entropy: "rng"
+        }
+    }
+}
