@@ -4,8 +4,15 @@ import Synchronization
 
 /// What CPUID says to a PV guest: the host's leaves filtered like Xen's PV
 /// policy (no PSE/PGE/1G pages, no SMEP/SMAP/UMIP/PKU/LA57/INVPCID/PCID, no
-/// VMX/SVM/MTRR/x2APIC/TSC-deadline, no XSAVE family: CR4.OSXSAVE stays off),
-/// with Xen's signature at 0x40000000 so Linux takes its Xen PV path.
+/// VMX/SVM/MTRR/x2APIC/TSC-deadline, no XSAVES), with Xen's signature at
+/// 0x40000000 so Linux takes its Xen PV path.
+///
+/// XSAVE and the AVX family come from the host CPU itself: guest user space
+/// runs natively and its own `cpuid` sees the host's AVX, so the guest kernel
+/// must save and restore the whole XSAVE state on its context switches.
+/// Without XSAVE it saves only the FXSAVE part, and the upper halves of the
+/// YMM registers leak between processes (glibc's AVX2 string functions then
+/// fail at random: systemd crashed in strlen).
 struct CPUIDPolicy: Sendable {
     let leaves: [CPUIDEntry]
 
@@ -13,6 +20,36 @@ struct CPUIDPolicy: Sendable {
         var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
         ckvm_cpuid(1, 0, &a, &b, &c, &d)
         return c & (1 << 13) != 0
+    }()
+
+    static func native(_ leaf: UInt32, _ sub: UInt32 = 0) -> CPUIDEntry {
+        var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
+        ckvm_cpuid(leaf, sub, &a, &b, &c, &d)
+        return CPUIDEntry(function: leaf, index: sub, flags: leaf == 0xd ? 1 : 0, eax: a, ebx: b, ecx: c, edx: d)
+    }
+
+    /// Leaf 0xD for the state the guest kernel is to save: x87, SSE, AVX
+    /// and AVX-512 where the host has them, with the sizes that set needs
+    /// (the host's own XCR0 may hold more, such as PKRU), in the standard
+    /// format: no XSAVES (CPL0-only; the PV kernel runs at CPL3) and so no
+    /// XSAVEC either.
+    static let hostXSAVELeaves: [CPUIDEntry] = {
+        guard native(1).ecx & (1 << 26) != 0 else { return [] }
+        var top = native(0xd, 0)
+        top.eax &= 0b1110_0111          // x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM)
+        top.edx = 0
+        var components: [CPUIDEntry] = []
+        var size: UInt32 = 576          // legacy area and XSAVE header
+        for i in UInt32(2)..<8 where top.eax & (1 << i) != 0 {
+            let c = native(0xd, i)
+            components.append(c)
+            size = max(size, c.ebx + c.eax)     // offset + size
+        }
+        top.ebx = size; top.ecx = size
+        var one = native(0xd, 1)
+        one.eax &= ~UInt32(0b1010)      // no XSAVEC, no XSAVES: the standard format, sized above
+        one.ebx = 0; one.ecx = 0; one.edx = 0
+        return [top, one] + components
     }()
 
     private static let cache = Mutex<CPUIDPolicy?>(nil)
@@ -34,6 +71,11 @@ struct CPUIDPolicy: Sendable {
             case 1:
                 // ecx: no VMX(5) SMX(6) PCID(17) x2APIC(21) TSC-deadline(24) XSAVE(26) OSXSAVE(27) AVX(28) hypervisor stays
                 e.ecx &= ~UInt32(0x3d221060)
+                // ... except XSAVE, AVX, FMA and F16C as the host has them, and
+                // OSXSAVE with XSAVE, as Xen shows it to PV guests (see above).
+                let host = CPUIDPolicy.native(1).ecx & UInt32(0x3400_1000)
+                e.ecx |= host
+                if host & (1 << 26) != 0 { e.ecx |= 1 << 27 }
                 e.ecx |= UInt32(0x8000_0000)
                 // CMPXCHG16B: guest code runs at CPL3 natively, so offer it even
                 // where KVM's emulator (CPL0 only) lacks it; without it Linux
@@ -44,11 +86,13 @@ struct CPUIDPolicy: Sendable {
             case 7 where e.index == 0:
                 // ebx: no FSGSBASE(0) TSC_ADJUST(1) AVX2(5) SMEP(7) INVPCID(10) AVX512*(16,17,21,26-31) SMAP(20) RTM/HLE(4,11)
                 e.ebx &= ~UInt32(0xfc330cb3)
+                // AVX2 and AVX-512 as the host has them (see above).
+                e.ebx |= CPUIDPolicy.native(7).ebx & UInt32(0xdc23_0020)
                 // ecx: no UMIP(2) PKU(3) OSPKE(4) LA57(16) VAES etc. needing AVX(9,10) RDPID ok
                 e.ecx &= ~UInt32(0x15e1c)
                 e.edx = 0
             case 0xd:
-                e.eax = 0; e.ebx = 0; e.ecx = 0; e.edx = 0
+                continue      // the host's, below
             case 0x8000_0001:
                 // edx: no PDPE1GB(26); ecx: no SVM(2)
                 e.edx &= ~UInt32(0x400_0000)
@@ -57,6 +101,7 @@ struct CPUIDPolicy: Sendable {
             }
             out.append(e)
         }
+        out += CPUIDPolicy.hostXSAVELeaves
         let sig: (UInt32, UInt32, UInt32) = (0x566e_6558, 0x6558_4d4d, 0x4d4d_566e)   // "XenVMMXenVMM"
         out.append(CPUIDEntry(function: 0x4000_0000, eax: 0x4000_0004, ebx: sig.0, ecx: sig.1, edx: sig.2))
         out.append(CPUIDEntry(function: 0x4000_0001, eax: (4 << 16) | 17, ebx: 0, ecx: 0, edx: 0))

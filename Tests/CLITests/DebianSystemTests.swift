@@ -11,8 +11,7 @@ let rootfsBuilt = FileManager.default.fileExists(atPath: rootfsImage)
        .enabled(if: kitBuilt, "needs the guest kit: run scripts/build-kit.sh"),
        .enabled(if: rootfsBuilt, "needs the guest kit: the Debian disk image (scripts/build-rootfs.sh)"))
 struct DebianSystemTests {
-    @Test("systemd reaches multi-user.target; root logs in on the console, writes a file, powers off cleanly; the host reads the file",
-          .disabled("NOT PASSING YET (issue 4 open): PID 1 crashes in most boots (twice a segfault in glibc's AVX2 strlen, once an abort, else silently after the journal flush); suspected: the PV kernel saves only FXSAVE state (XSAVE is hidden from it) while user space uses AVX natively, so YMM upper halves are not preserved across context switches. Run by hand with --filter DebianSystemTests"))
+    @Test("systemd reaches multi-user.target; root logs in on the console, writes a file, powers off cleanly; the host reads the file")
     func bootLoginWritePoweroff() throws {
         let disk = NSTemporaryDirectory() + "xeno-bookworm-\(getpid()).ext4"
         let copy = Process()
@@ -21,22 +20,19 @@ struct DebianSystemTests {
         try copy.run(); copy.waitUntilExit()
         try #require(copy.terminationStatus == 0)
         defer { unlink(disk) }
-        // No boot-status animation: twice under heavy host load (slow jobs),
-        // PID 1 crashed in strlen while drawing the "Job ... running" cylon,
-        // the stack overflow reported as systemd issue #30121 (fixed after
-        // bookworm's 252). The animation is not what this tests.
-        // The guest ends with systemd-shutdown's own last steps (sync, root
-        // remounted read-only, power off): `poweroff` through systemd
-        // aborted PID 1 in this dbus-less image ("Failed to connect to bus",
-        // then "Caught <ABRT>"), not yet explained.
-        let r = try Xeno.run(["run", "--disk", disk, "--cmdline", "console=hvc0 root=/dev/xvda systemd.show_status=false"], timeout: 600,
+        // (This boot once crashed PID 1 in most runs: the PV kernel, without
+        // XSAVE, did not keep user space's AVX registers across context
+        // switches. CPUIDPolicy now gives it XSAVE.)
+        let r = try Xeno.run(["run", "--disk", disk, "--cmdline", "console=hvc0 root=/dev/xvda"], timeout: 600,
                              script: [("xenolith login: ", "root\n"),
-                                      ("root@xenolith:~# ", "systemctl is-active multi-user.target; echo written-inside > /root/proof.txt; sync; mount -o remount,ro / && poweroff -f\n")])
+                                      ("root@xenolith:~# ", "systemctl is-active multi-user.target; echo written-inside > /root/proof.txt; poweroff\n")])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.stdout.contains("XENOLITH-SYSTEM-READY"), "console: \(r.consoleLines.suffix(15))")
         #expect(r.stdout.contains("Welcome to \u{1b}[1mDebian GNU/Linux 12 (bookworm)") || r.stdout.contains("Debian GNU/Linux 12"))
-        #expect(r.stdout.contains("\nactive"), "console: \(r.consoleLines.suffix(15))")
-        #expect(r.stdout.contains("reboot: Power down"))
+        #expect(r.consoleLines.contains("active"), "console: \(r.consoleLines.suffix(15))")
+        // A clean shutdown, in systemd-shutdown's own words.
+        #expect(r.stdout.contains("systemd-shutdown[1]: All filesystems unmounted."))
+        #expect(r.stdout.contains("systemd-shutdown[1]: Powering off."))
 
         let cat = Process()
         let outPath = disk + ".proof"
