@@ -65,7 +65,12 @@ public struct HVMBuildError: Error, CustomStringConvertible {
 /// on the x86-64 machine of the Machine module (direct 64-bit boot, ACPI,
 /// in-kernel interrupt controllers and PIT, legacy devices on I/O ports).
 public final class HVMDomain: @unchecked Sendable {
-    public let config: HVMConfig
+    /// What the domain was built from; dropped once it is built: the
+    /// decompressed kernel and the initrd are tens of MiB the VMM need not keep.
+    private var config: HVMConfig!
+    public let name: String
+    public let vcpuCount: Int
+    public let memoryBytes: UInt64
     let kvm: KVMSystem
     let vm: VirtualMachine
     let memory: GuestMemory
@@ -107,6 +112,9 @@ public final class HVMDomain: @unchecked Sendable {
     public init(config: HVMConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
         guard config.vcpus >= 1 else { throw HVMBuildError("at least one vCPU is needed") }
         self.config = config
+        name = config.name
+        vcpuCount = config.vcpus
+        memoryBytes = config.memoryBytes
         self.console = consoleOutput
         kvm = try KVMSystem()
         vm = try kvm.createVM()
@@ -142,6 +150,7 @@ public final class HVMDomain: @unchecked Sendable {
             cpus.append(HVMCPU(domain: self, id: i, vcpu: vcpu))
         }
         try cpus[0].setBootState(entry: config.kernel.elf.entry)
+        self.config = nil
     }
 
     /// Guest RAM is one memfd; below 4 GiB the address is the offset, above

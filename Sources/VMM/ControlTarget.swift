@@ -27,9 +27,9 @@ extension PVDomain: ControlTarget {
 
 extension HVMDomain: ControlTarget {
     func info() -> String {
-        "name=\(config.name) mode=hvm vcpus-online=\(config.vcpus) vcpus-max=\(config.vcpus)"
-            + " memory-target-kib=\(config.memoryBytes >> 10) memory-max-kib=\(config.memoryBytes >> 10)"
-            + " memory-current-kib=\(config.memoryBytes >> 10)"
+        "name=\(name) mode=hvm vcpus-online=\(vcpuCount) vcpus-max=\(vcpuCount)"
+            + " memory-target-kib=\(memoryBytes >> 10) memory-max-kib=\(memoryBytes >> 10)"
+            + " memory-current-kib=\(memoryBytes >> 10)"
     }
 
     func setVCPUs(_ count: Int) throws(ControlError) {
