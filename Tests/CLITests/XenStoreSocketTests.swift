@@ -13,20 +13,31 @@ struct XenStoreSocketTests {
     /// Output goes through a file, not a pipe: xeno is spawned concurrently
     /// and would inherit a pipe's write end, holding off its end of file.
     static func tool(_ name: String, _ args: [String], socket: String) -> (Int32, String) {
+        // posix_spawn and waitpid on that pid, not Foundation's Process: under
+        // the load of the full test run a Process's waitUntilExit from this
+        // background thread once never returned.
         let outPath = NSTemporaryDirectory() + "xeno-xs-out-\(getpid())-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
         defer { unlink(outPath) }
-        guard let out = FileHandle(forWritingAtPath: outPath) else { return (-1, "") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/" + name)
-        p.arguments = args
-        p.environment = ["XENSTORED_PATH": socket]
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return (-1, "") }
-        p.waitUntilExit()
-        try? out.close()
-        return (p.terminationStatus, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let path = "/usr/bin/" + name
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("XENSTORED_PATH=" + socket), nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, path, &actions, nil, argv, envp) == 0 else { return (-1, "") }
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(30)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline { kill(pid, SIGKILL); waitpid(pid, &status, 0); return (-1, "") }
+            usleep(10_000)
+        }
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
+        return (code, (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "")
     }
 
     /// Sends a header that claims a 1 MiB payload (the limit is 4 KiB);
@@ -56,7 +67,7 @@ struct XenStoreSocketTests {
         let seen = Locked<[String: String]>([:])
         Thread.detachNewThread {
             // Wait for blkfront to connect: by then the guest kernel watches its control nodes.
-            let deadline = Date().addingTimeInterval(200)
+            let deadline = Date().addingTimeInterval(120)
             while Date() < deadline {
                 if Self.tool("xenstore-read", ["/local/domain/1/device/vbd/51712/state"], socket: socket).1 == "4\n" { break }
                 usleep(100_000)
