@@ -108,26 +108,14 @@ public final class BlockBackend: PVDeviceBackend, @unchecked Sendable {
         device.setBackendState(s)
     }
 
-    /// Follows the frontend through the handshake (`io/xenbus.h`'s protocol,
-    /// as Xen's blkback does): connect when it has published its ring, close
-    /// when it closes, and be ready again when it starts over.
+    /// Follows the frontend through the handshake (`XenBusStep`).
     private func frontendStateChanged() {
-        switch device.frontendState {
-        case .initialised, .connected:
-            if ring == nil && state == .initWait { connect() }
-        case .closing:
+        switch XenBusStep.next(frontend: device.frontendState, backend: state, connected: ring != nil) {
+        case .connect: connect()
+        case .disconnect(let then):
             disconnect()
-            if state != .closed { publish(.closing) }
-        case .closed:
-            disconnect()
-            publish(.closed)
-        case .initialising, .unknown:
-            if state == .closed || state == .closing || ring != nil {
-                disconnect()
-                publish(.initWait)
-            }
-        default:
-            break
+            if let then { publish(then) }
+        case .nothing: break
         }
     }
 

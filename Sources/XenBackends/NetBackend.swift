@@ -102,23 +102,14 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
         device.setBackendState(s)
     }
 
+    /// Follows the frontend through the handshake (`XenBusStep`).
     private func frontendStateChanged() {
-        switch device.frontendState {
-        case .initialised, .connected:
-            if txRing == nil && state == .initWait { connect() }
-        case .closing:
+        switch XenBusStep.next(frontend: device.frontendState, backend: state, connected: txRing != nil) {
+        case .connect: connect()
+        case .disconnect(let then):
             disconnect()
-            if state != .closed { publish(.closing) }
-        case .closed:
-            disconnect()
-            publish(.closed)
-        case .initialising, .unknown:
-            if state == .closed || state == .closing || txRing != nil {
-                disconnect()
-                publish(.initWait)
-            }
-        default:
-            break
+            if let then { publish(then) }
+        case .nothing: break
         }
     }
 

@@ -63,3 +63,30 @@ struct XenBusDevice: Sendable {
         try? store.readString("\(frontendPath)/\(node)")
     }
 }
+
+/// What a frontend's new state asks of its backend: the backend half of the
+/// handshake of `io/xenbus.h`, as Xen's backends follow it, shared by every
+/// split driver here.
+enum XenBusStep: Equatable {
+    case connect
+    /// Drop the connection (if any), then publish the state, if one is given.
+    case disconnect(then: XenBusState?)
+    case nothing
+
+    /// Connect when the frontend has published its rings; close when it
+    /// closes; be ready again when it starts over (a module reload, kexec).
+    static func next(frontend: XenBusState, backend: XenBusState, connected: Bool) -> XenBusStep {
+        switch frontend {
+        case .initialised, .connected:
+            return !connected && backend == .initWait ? .connect : .nothing
+        case .closing:
+            return .disconnect(then: backend == .closed ? nil : .closing)
+        case .closed:
+            return .disconnect(then: .closed)
+        case .initialising, .unknown:
+            return backend == .closed || backend == .closing || connected ? .disconnect(then: .initWait) : .nothing
+        default:
+            return .nothing
+        }
+    }
+}
