@@ -34,25 +34,17 @@ final class ControlSocket: @unchecked Sendable {
 
     /// Accepts clients on a thread of its own, for the life of the process.
     func start() {
-        spawnThread { [self] in
-            while true {
-                let client = accept(listener, nil, nil)
-                if client < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    return
-                }
-                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                if clients.add(1, ordering: .acquiringAndReleasing).newValue > Self.maxClients {
-                    _ = UnixSocket.sendAll(client, Array("error too many control clients at once\n".utf8))
-                    close(client)
-                    clients.subtract(1, ordering: .acquiringAndReleasing)
-                    continue
-                }
-                spawnThread { [self] in
-                    serve(client)
-                    close(client)
-                    clients.subtract(1, ordering: .acquiringAndReleasing)
-                }
+        UnixSocket.acceptForever(listener) { [self] client in
+            if clients.add(1, ordering: .acquiringAndReleasing).newValue > Self.maxClients {
+                _ = UnixSocket.sendAll(client, Array("error too many control clients at once\n".utf8))
+                close(client)
+                clients.subtract(1, ordering: .acquiringAndReleasing)
+                return
+            }
+            spawnThread { [self] in
+                serve(client)
+                close(client)
+                clients.subtract(1, ordering: .acquiringAndReleasing)
             }
         }
     }

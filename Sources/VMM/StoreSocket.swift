@@ -31,17 +31,7 @@ final class StoreSocket: @unchecked Sendable {
 
     /// Accepts clients on a thread of its own, for the life of the process.
     func start() {
-        spawnThread { [self] in
-            while true {
-                let client = accept(listener, nil, nil)
-                if client < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    return
-                }
-                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-                spawnThread { [self] in serve(client) }
-            }
-        }
+        UnixSocket.acceptForever(listener) { [self] client in spawnThread { [self] in serve(client) } }
     }
 
     /// One client: requests in, replies and watch events out, until it

@@ -3,6 +3,22 @@ import Glibc
 /// Unix stream sockets for the host-side interfaces of a run (the xenstore
 /// socket, the control socket).
 enum UnixSocket {
+    /// Accepts clients of `listener` on a thread of its own, for the life of
+    /// the process, handing each (close-on-exec) to `client` on that thread.
+    static func acceptForever(_ listener: Int32, _ client: @escaping @Sendable (Int32) -> Void) {
+        spawnThread {
+            while true {
+                let fd = accept(listener, nil, nil)
+                if fd < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                client(fd)
+            }
+        }
+    }
+
     /// A listening socket at `path`, born mode 0600 (only the host's owner of
     /// the run may talk to it). A stale socket file there is replaced.
     static func listen(path: String, what: String) throws(RunError) -> Int32 {
