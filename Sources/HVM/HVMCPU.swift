@@ -130,7 +130,7 @@ final class HVMCPU: @unchecked Sendable {
         case .internalError(let suberror, let data):
             // KVM_INTERNAL_ERROR_EMULATION: KVM's instruction emulator (all
             // guest CPL0 code on a software-nested KVM) gave up.
-            if suberror == 1, try emulateFailedInstruction() { return }
+            if suberror == 1, try emulateFailedInstruction(reported: reportedInstructionBytes(data)) { return }
             throw HVMFailure(message: "KVM could not run the guest (internal error \(suberror), data \(data.map { String($0, radix: 16) }))\(instructionNote())")
         default:
             throw HVMFailure(message: "unexpected exit \(exit)")
@@ -175,9 +175,20 @@ final class HVMCPU: @unchecked Sendable {
     /// that needs nothing from the VMM: `fwait` (no pending x87 exception is
     /// ever raised here), `clac`/`stac` when SMAP is hidden anyway, `pause`
     /// and `nop` forms. Anything else is a real failure.
-    private func emulateFailedInstruction() throws -> Bool {
+    ///
+    /// `reported` holds the bytes KVM's emulator fetched, when it says. If
+    /// guest memory no longer holds them, another vCPU rewrote the
+    /// instruction in the meantime (text patching: an `int3` placed, then
+    /// replaced by the new first byte while this vCPU waited in the VMM), and
+    /// running it again executes what is there now, as a CPU that fetched
+    /// later would have.
+    private func emulateFailedInstruction(reported: [UInt8]) throws -> Bool {
         var r = try vcpu.registers()
         guard let bytes = instructionBytes(rip: r.rip) else { return false }
+        if zip(bytes, reported).contains(where: { $0 != $1 }) {
+            emulatedInstructions["rewritten-retried", default: 0] += 1
+            return true
+        }
         if bytes[0] == 0xcc {
             // `int3` (text patching, the alternatives self-test): deliver the
             // breakpoint trap the CPU would raise, after the instruction.
@@ -203,6 +214,20 @@ final class HVMCPU: @unchecked Sendable {
         emulatedInstructions[name, default: 0] += 1
         domain.emulationFailures.add(1, ordering: .relaxed)
         return true
+    }
+
+    /// The instruction bytes in a KVM_INTERNAL_ERROR_EMULATION exit, when its
+    /// flags say they are there (KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES):
+    /// data[0] is the flags, then a length byte and up to 15 bytes.
+    func reportedInstructionBytes(_ data: [UInt64]) -> [UInt8] {
+        guard data.count >= 3, data[0] & 1 != 0 else { return [] }
+        var raw: [UInt8] = []
+        raw.reserveCapacity(16)
+        for word in data[1...2] {
+            for shift in stride(from: 0, to: 64, by: 8) { raw.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        }
+        let length = min(Int(raw[0]), 15)
+        return Array(raw[1..<(1 + length)])
     }
 
     /// `ldmxcsr m32` / `stmxcsr m32` (0F AE /2, /3), which the kernel runs
