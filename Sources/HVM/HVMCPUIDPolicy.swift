@@ -69,6 +69,14 @@ struct HVMCPUIDPolicy: Sendable {
             }
             out.append(e)
         }
+        // KVM may list the topology leaves with their first level only (it
+        // does here); a guest asking for the core level would then read
+        // zeros and find one CPU per package. `entries` fills the levels in.
+        for leaf: UInt32 in [0xb, 0x1f] where out.contains(where: { $0.function == leaf }) {
+            for level: UInt32 in 0...2 where !out.contains(where: { $0.function == leaf && $0.index == level }) {
+                out.append(CPUIDEntry(function: leaf, index: level, flags: 1, eax: 0, ebx: 0, ecx: 0, edx: 0))
+            }
+        }
         leaves = out
     }
 

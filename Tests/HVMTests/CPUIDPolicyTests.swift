@@ -59,4 +59,18 @@ private let supported: [CPUIDEntry] = [
         #expect(kvm.eax & HVMCPUIDPolicy.kvmFeatureClocksource2 != 0)
         #expect(kvm.eax & HVMCPUIDPolicy.kvmFeatureStealTime != 0)
     }
+
+    /// KVM here lists leaf 0xb with its SMT level only: the core level must
+    /// still be there, or the guest sees one CPU per package.
+    @Test func topologyLevelsAreFilledInWhenKVMListsOnlyTheFirst() {
+        let sparse = supported.filter { !($0.function == 0xb && $0.index > 0) }
+        let p = HVMCPUIDPolicy(supported: sparse, emulatedKernel: false)
+        let leaves = p.entries(forVCPU: 3, count: 4)
+        let core = leaves.first { $0.function == 0xb && $0.index == 1 }
+        #expect(core.map { $0.eax == 2 && $0.ebx == 4 && $0.ecx == 0x201 && $0.edx == 3 } == true)
+        let end = leaves.first { $0.function == 0xb && $0.index == 2 }
+        #expect(end.map { $0.ebx == 0 && ($0.ecx >> 8) & 0xff == 0 } == true)
+        #expect(leaves.filter { $0.function == 0xb }.allSatisfy { $0.flags & 1 != 0 })
+        #expect(!leaves.contains { $0.function == 0x1f })
+    }
 }
