@@ -67,6 +67,37 @@ struct HVMMachineProbeTests {
     }
 }
 
+/// How an HVM guest's run ends, shown with guests that do one thing each.
+@Suite("HVM lifecycle with guest programs of our own",
+       .enabled(if: kvmUsable, "needs /dev/kvm (read-write)"),
+       .enabled(if: binutilsPresent, "needs binutils (as, ld): run scripts/setup.sh"))
+struct HVMLifecycleTests {
+    @Test("a triple fault ends the run with status 3 and the vCPU's registers")
+    func tripleFault() throws {
+        let elf = try ProbeRun.assemble("triple")
+        defer { try? FileManager.default.removeItem(atPath: elf) }
+        let r = try Xeno.run(["run", "--hvm", "--kernel", elf], timeout: 60)
+        #expect(r.status == 3)
+        #expect(r.stderr.contains("triple fault"), "stderr: \(r.stderr)")
+        #expect(r.stderr.contains("r12=7e57ab1e") && r.stderr.contains("rip="), "stderr: \(r.stderr)")
+    }
+
+    @Test("an i8042 reset restarts the guest; with --no-reboot it ends the run with 0")
+    func reboot() throws {
+        let elf = try ProbeRun.assemble("reboot")
+        defer { try? FileManager.default.removeItem(atPath: elf) }
+        let once = try Xeno.run(["run", "--hvm", "--no-reboot", "--kernel", elf], timeout: 60)
+        #expect(once.status == 0, "stderr: \(once.stderr)")
+        #expect(once.allLines.filter { $0 == "BOOT" }.count == 1)
+        // Without --no-reboot each reset boots the guest again, until SIGTERM.
+        let again = try Xeno.run(["run", "--hvm", "--kernel", elf], timeout: 60,
+                                 hostSteps: [(after: "BOOT", run: { _ in }), (after: "BOOT", run: { kill($0, SIGTERM) })])
+        #expect(again.status == 143, "stderr: \(again.stderr)")
+        #expect(again.allLines.filter { $0 == "BOOT" }.count >= 2)
+        #expect(again.stderr.contains("SIGTERM"), "stderr: \(again.stderr)")
+    }
+}
+
 let binutilsPresent = FileManager.default.isExecutableFile(atPath: "/usr/bin/as")
     && FileManager.default.isExecutableFile(atPath: "/usr/bin/ld")
 
@@ -123,9 +154,9 @@ struct ProbeRun {
     }
 
     /// Assembles and links the probe at 2 MiB, its entry the ELF entry.
-    static func assemble() throws -> String {
+    static func assemble(_ name: String = "probe") throws -> String {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("guests/hvm/probe.S").path
+            .appendingPathComponent("guests/hvm/\(name).S").path
         let base = NSTemporaryDirectory() + "xeno-probe-\(getpid())-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: base + ".o") }
         for argv in [["/usr/bin/as", "-o", base + ".o", source],
