@@ -41,6 +41,8 @@ let package = Package(
         .target(name: "XenBackends", dependencies: ["XenPV", "XenStore", "BlockStorage", "HostNetwork", "CKVM"]),
         // Assembles a guest from options, runs vCPU threads, console, lifecycle.
         .target(name: "VMM", dependencies: ["XenPV", "XenBackends", "BlockStorage", "HostNetwork", "HVM", "KVM"]),
+        // xl.cfg files: the syntax, and a domain's settings with xl's meanings.
+        .target(name: "XLConfig"),
         .executableTarget(name: "xeno", dependencies: ["VMM"]),
         // The split virtqueue every virtio device model shares: ring setup,
         // validated descriptor chains, used ring, notification suppression.
@@ -58,6 +60,7 @@ let package = Package(
         .testTarget(name: "XenPVTests", dependencies: ["XenPV", "VMM"]),
         .testTarget(name: "CLITests", dependencies: []),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
+        .testTarget(name: "XLConfigTests", dependencies: ["XLConfig"]),
         .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork"]),
     ],
     swiftLanguageModes: [.v6]
