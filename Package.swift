@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "xeno", targets: ["xeno"]),
+        .executable(name: "xenod", targets: ["xenod"]),
     ],
     targets: [
         // linux/kvm.h request numbers and ioctl shims Swift cannot import.
@@ -43,7 +44,12 @@ let package = Package(
         .target(name: "VMM", dependencies: ["XenPV", "XenBackends", "BlockStorage", "HostNetwork", "HVM", "KVM"]),
         // xl.cfg files: the syntax, and a domain's settings with xl's meanings.
         .target(name: "XLConfig"),
-        .executableTarget(name: "xeno", dependencies: ["VMM"]),
+        // The host daemon's core: domains as VMM processes, their records, the HTTP API.
+        .target(name: "Host", dependencies: ["XLConfig"]),
+        .executableTarget(name: "xenod", dependencies: ["Host"]),
+        // xl's verbs for `xeno`: a client of xenod's API (no Foundation).
+        .target(name: "Toolstack"),
+        .executableTarget(name: "xeno", dependencies: ["VMM", "Toolstack"]),
         // The split virtqueue every virtio device model shares: ring setup,
         // validated descriptor chains, used ring, notification suppression.
         // No Foundation. (Its fuzzer is scripts/fuzz-virtqueue.sh, not a target.)

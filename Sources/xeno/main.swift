@@ -1,4 +1,5 @@
 import Glibc
+import Toolstack
 import VMM
 
 /// `xeno`: Xenolith's command line. `run` boots a guest in the foreground;
@@ -12,7 +13,7 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
        xeno ctl PATH info | vcpu-set N | mem-set SIZE
                      ask the guest running with --control PATH; prints the reply
        xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
-
+\(Toolstack.usage)
 """
 
 func eprint(_ s: String) { _ = s.withCString { write(2, $0, strlen($0)) } }
@@ -42,6 +43,8 @@ case "kit":
     let status = system("bash '\(script)' >&2")
     if status != 0 { exit(1) }
     print(Kit.directory)
+case let v where Toolstack.verbs.contains(v):
+    exit(Toolstack.run(v, Array(args.dropFirst())))
 case "-h", "--help", "help":
     print(usage, terminator: "")
 default:

@@ -1,0 +1,123 @@
+import Foundation
+
+/// xenod's HTTP/JSON API (docs/openapi.yaml describes it):
+///
+///     GET    /v1/domains                    the domains, as `xeno list` shows them
+///     POST   /v1/domains                    {"config": "<xl.cfg text>", "path": "<its file name>"}
+///     GET    /v1/domains/NAME
+///     DELETE /v1/domains/NAME               destroy
+///     POST   /v1/domains/NAME/shutdown
+///     POST   /v1/domains/NAME/vcpu-set      {"vcpus": N}
+///     POST   /v1/domains/NAME/mem-set       {"memory": "512M"}
+///     GET    /metrics                       Prometheus text
+public struct HostAPI: Sendable {
+    let manager: DomainManager
+
+    public init(manager: DomainManager) { self.manager = manager }
+
+    func handle(_ r: HTTPServer.Request) -> HTTPServer.Response {
+        let parts = r.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        do {
+            switch (r.method, parts.count, parts.first) {
+            case ("GET", 1, "metrics"):
+                return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4", body: Data(metrics().utf8))
+            case (_, 2, "v1") where parts[1] == "domains":
+                switch r.method {
+                case "GET": return .json(200, ["domains": manager.list().map(Self.object)])
+                case "POST":
+                    let body = try Self.jsonBody(r)
+                    guard let text = body["config"] as? String else { throw HostError("body needs \"config\": the xl.cfg text", status: 400) }
+                    let path = (body["path"] as? String) ?? "config"
+                    let s = try manager.create(configText: text, configPath: path)
+                    return .json(201, ["name": s.name, "id": s.id, "pid": Int(s.pid)])
+                default: return .error(405, "\(r.method) is not allowed on /v1/domains")
+                }
+            case (_, 3, "v1") where parts[1] == "domains":
+                switch r.method {
+                case "GET": return .json(200, Self.object(try manager.info(parts[2])))
+                case "DELETE":
+                    try manager.destroy(parts[2])
+                    return .json(200, ["destroyed": parts[2]])
+                default: return .error(405, "\(r.method) is not allowed on a domain")
+                }
+            case ("POST", 4, "v1") where parts[1] == "domains":
+                let name = parts[2]
+                switch parts[3] {
+                case "shutdown":
+                    try manager.shutdown(name)
+                    return .json(202, ["shutdown": name])
+                case "vcpu-set":
+                    guard let n = try Self.jsonBody(r)["vcpus"] as? Int else { throw HostError("body needs \"vcpus\": N", status: 400) }
+                    return .json(200, ["reply": try manager.setVCPUs(name, n)])
+                case "mem-set":
+                    guard let m = try Self.jsonBody(r)["memory"] as? String else { throw HostError("body needs \"memory\": \"SIZE\"", status: 400) }
+                    return .json(200, ["reply": try manager.setMemory(name, m)])
+                default: return .error(404, "no action '\(parts[3].prefix(32))' (shutdown, vcpu-set, mem-set)")
+                }
+            default:
+                return .error(404, "no such resource: \(r.method) \(r.path.prefix(128))")
+            }
+        } catch let e as HostError {
+            return .error(e.status, e.description)
+        } catch {
+            return .error(500, "\(error)")
+        }
+    }
+
+    static func jsonBody(_ r: HTTPServer.Request) throws -> [String: Any] {
+        guard !r.body.isEmpty,
+              let object = try? JSONSerialization.jsonObject(with: r.body), let dict = object as? [String: Any] else {
+            throw HostError("the request body must be a JSON object", status: 400)
+        }
+        return dict
+    }
+
+    static func object(_ l: DomainManager.Listing) -> [String: Any] {
+        ["name": l.name, "id": l.id, "pid": Int(l.pid), "type": l.mode, "memory_mib": l.memoryMiB,
+         "maxmem_mib": l.maxMemoryMiB, "vcpus": l.vcpus, "maxvcpus": l.maxVCPUs, "state": l.state,
+         "cpu_seconds": l.cpuSeconds, "vmm_resident_bytes": l.residentBytes, "created": l.created]
+    }
+
+    /// Prometheus exposition: one series per domain and figure.
+    func metrics() -> String {
+        let all = manager.list()
+        var out = ""
+        func family(_ name: String, _ help: String, _ type: String, _ value: (DomainManager.Listing) -> String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for l in all { out += "\(name){domain=\"\(l.name)\",id=\"\(l.id)\"} \(value(l))\n" }
+        }
+        out += "# HELP xenolith_domains Domains xenod manages.\n# TYPE xenolith_domains gauge\nxenolith_domains \(all.count)\n"
+        family("xenolith_domain_vcpus", "vCPUs online.", "gauge") { String($0.vcpus) }
+        family("xenolith_domain_memory_bytes", "Memory target of the guest.", "gauge") { String($0.memoryMiB << 20) }
+        family("xenolith_domain_cpu_seconds_total", "CPU time of the domain's VMM process (guest and device work).", "counter") { String($0.cpuSeconds) }
+        family("xenolith_domain_vmm_resident_bytes", "Resident memory of the VMM process, guest RAM included.", "gauge") { String($0.residentBytes) }
+        family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" ? "1" : "0" }
+        return out
+    }
+}
+
+/// Listens on a Unix socket (mode 0600) and serves the API there.
+public enum HostDaemon {
+    public static func serve(socketPath: String, api: HostAPI) throws -> Never {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HostError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw HostError("socket path too long: \(socketPath)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        unlink(socketPath)
+        let oldMask = umask(0o177)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(oldMask)
+        guard bound == 0 else { throw HostError("cannot bind \(socketPath): \(String(cString: strerror(errno)))") }
+        guard listen(fd, 128) == 0 else { throw HostError("cannot listen on \(socketPath): \(String(cString: strerror(errno)))") }
+        HTTPServer(listener: fd) { api.handle($0) }.serve()
+        throw HostError("accept failed on \(socketPath): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Host
+
+/// xenod: the host daemon. It owns the host's domains (each a `xeno run`
+/// VMM process of its own), keeps their configurations in its state
+/// directory, re-adopts running VMMs when it restarts, and serves the
+/// HTTP/JSON API on a Unix socket.
+let usage = """
+usage: xenod [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--xeno PATH]
+  --socket     the API socket (default /run/xenolith/xenod.sock, mode 0600)
+  --state-dir  domain records (default /var/lib/xenolith)
+  --run-dir    VMM control sockets and console logs (default /run/xenolith)
+  --xeno       the xeno binary that runs each VMM (default: beside xenod)
+
+"""
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("xenod: \(message)\n".utf8))
+    exit(2)
+}
+
+var socketPath = "/run/xenolith/xenod.sock"
+let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+var paths = DomainManager.Paths(xenoBinary: URL(fileURLWithPath: selfPath).deletingLastPathComponent().appendingPathComponent("xeno").path)
+var args = Array(CommandLine.arguments.dropFirst())
+while !args.isEmpty {
+    let flag = args.removeFirst()
+    if flag == "-h" || flag == "--help" { print(usage, terminator: ""); exit(0) }
+    guard let value = args.first else { fail("\(flag) needs a value\n\(usage)") }
+    args.removeFirst()
+    switch flag {
+    case "--socket": socketPath = value
+    case "--state-dir": paths.stateDirectory = value
+    case "--run-dir": paths.runDirectory = value
+    case "--xeno": paths.xenoBinary = value
+    default: fail("unknown option '\(flag)'\n\(usage)")
+    }
+}
+guard access(paths.xenoBinary, X_OK) == 0 else { fail("no xeno binary at \(paths.xenoBinary) (use --xeno)") }
+// Whoever started us may have had signals blocked (a thread pool's
+// worker does): SIGTERM must stop xenod (its VMMs carry on without it).
+var unblocked = sigset_t()
+sigemptyset(&unblocked)
+sigprocmask(SIG_SETMASK, &unblocked, nil)
+signal(SIGTERM, SIG_DFL)
+signal(SIGPIPE, SIG_IGN)
+
+/// Structured logs: one JSON object a line on stderr.
+let log: @Sendable (String) -> Void = { message in
+    let line = (try? JSONSerialization.data(withJSONObject: ["time": Date().timeIntervalSince1970, "msg": message], options: [.sortedKeys])) ?? Data()
+    FileHandle.standardError.write(line + Data("\n".utf8))
+}
+
+do {
+    try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: socketPath).deletingLastPathComponent().path,
+                                            withIntermediateDirectories: true)
+    let manager = try DomainManager(paths: paths, log: log)
+    log("xenod listening on \(socketPath); state in \(paths.stateDirectory)")
+    try HostDaemon.serve(socketPath: socketPath, api: HostAPI(manager: manager))
+} catch {
+    fail("\(error)")
+}
