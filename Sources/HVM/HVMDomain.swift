@@ -61,6 +61,12 @@ public struct HVMBuildError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// A request to a running HVM guest that cannot be done (the control socket's).
+public struct HVMRequestError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
 /// A hardware-virtualized guest: the guest kernel runs at CPL0 of its KVM VM
 /// on the x86-64 machine of the Machine module (direct 64-bit boot, ACPI,
 /// in-kernel interrupt controllers and PIT, legacy devices on I/O ports).
@@ -80,6 +86,9 @@ public final class HVMDomain: @unchecked Sendable {
     let mmio = MMIOBus()
     /// The virtio-pci functions, each with its service thread while running.
     private(set) var virtioDevices: [VirtioPCITransport<GuestPhysicalMemory>] = []
+    /// The virtio-balloon and its transport (which tells the driver of a new target).
+    private(set) var balloon: VirtioBalloon!
+    private var balloonTransport: VirtioPCITransport<GuestPhysicalMemory>!
     private(set) var cpus: [HVMCPU] = []
     private let exitState = Mutex<HVMExit?>(nil)
     let console: @Sendable (UnsafeRawBufferPointer) -> Void
@@ -202,12 +211,18 @@ public final class HVMDomain: @unchecked Sendable {
     static let virtioBARBase: UInt64 = BootLayout.pciHoleStart
 
     /// virtio-pci functions at 00:01.0 onwards: the disks, the NICs, then
-    /// virtio-rng (always present).
+    /// virtio-rng and virtio-balloon (always present). The balloon is always
+    /// there, as in a Xen guest, so `mem-set` works without planning ahead:
+    /// it costs a sleeping thread and a bit per guest page until used. It
+    /// comes last so the other functions keep their slots.
     private func buildVirtioDevices(on pci: PCIHostBridge) throws {
         let ram = GuestPhysicalMemory(memory: memory, layout: layout)
         var models: [any VirtioDevice] = config.disks.map { VirtioBlock(disk: $0) }
         models += config.nics.map { VirtioNet(port: $0.tap, mac: $0.mac) }
         models.append(VirtioEntropy())
+        let balloon = VirtioBalloon(memory: ram)
+        self.balloon = balloon
+        models.append(balloon)
         guard models.count <= 31 else { throw HVMBuildError("\(models.count) virtio devices do not fit on PCI bus 0 (31 slots)") }
         for (i, model) in models.enumerated() {
             let bar = Self.virtioBARBase + UInt64(i) * VirtioPCITransport<GuestPhysicalMemory>.barSize
@@ -217,8 +232,30 @@ public final class HVMDomain: @unchecked Sendable {
             }
             mmio.register(transport)
             virtioDevices.append(transport)
+            if model === balloon { balloonTransport = transport }
         }
     }
+
+    // MARK: Memory target
+
+    /// Asks the guest's balloon driver to give back memory until it holds
+    /// `bytes` (at most its boot size: there is no memory hotplug): the
+    /// balloon's num_pages becomes (boot size - target) / 4 KiB, and the
+    /// driver is told with a configuration-change interrupt.
+    public func setMemoryTarget(bytes: UInt64) throws(HVMRequestError) {
+        guard bytes <= memoryBytes else {
+            throw HVMRequestError("mem-set: \(bytes >> 20) MiB exceeds this guest's maximum of \(memoryBytes >> 20) MiB (its boot size)")
+        }
+        let pages = UInt32(clamping: (memoryBytes - bytes) / VirtioBalloon.pageSize)
+        balloonTransport.changeConfiguration { balloon.setTarget(pages: pages) }
+    }
+
+    /// The target as the host last set it, in bytes.
+    public var memoryTargetBytes: UInt64 { memoryBytes - UInt64(balloon.targetPages) * VirtioBalloon.pageSize }
+    /// Guest memory less the frames the balloon freed, in bytes.
+    public var currentMemoryBytes: UInt64 { memoryBytes - UInt64(balloon.balloonedFrames) * VirtioBalloon.pageSize }
+    /// The balloon's size as its driver reports it (`actual`), in bytes.
+    public var balloonActualBytes: UInt64 { UInt64(balloon.actualPages) * VirtioBalloon.pageSize }
 
     /// Kernel at its physical addresses, initrd at the top of low RAM,
     /// command line, ACPI tables, zero page, GDT and page tables.

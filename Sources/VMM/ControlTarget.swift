@@ -26,10 +26,12 @@ extension PVDomain: ControlTarget {
 }
 
 extension HVMDomain: ControlTarget {
+    /// memory-current-kib counts what the device freed; balloon-actual-kib
+    /// is the balloon's size as the guest's driver reports it.
     func info() -> String {
         "name=\(name) mode=hvm vcpus-online=\(vcpuCount) vcpus-max=\(vcpuCount)"
-            + " memory-target-kib=\(memoryBytes >> 10) memory-max-kib=\(memoryBytes >> 10)"
-            + " memory-current-kib=\(memoryBytes >> 10)"
+            + " memory-target-kib=\(memoryTargetBytes >> 10) memory-max-kib=\(memoryBytes >> 10)"
+            + " memory-current-kib=\(currentMemoryBytes >> 10) balloon-actual-kib=\(balloonActualBytes >> 10)"
     }
 
     func setVCPUs(_ count: Int) throws(ControlError) {
@@ -37,6 +39,6 @@ extension HVMDomain: ControlTarget {
     }
 
     func setMemory(bytes: UInt64) throws(ControlError) {
-        throw ControlError("mem-set: HVM guests have no balloon yet (PV guests do)")
+        do { try setMemoryTarget(bytes: bytes) } catch { throw ControlError(error.description) }
     }
 }

@@ -140,13 +140,16 @@ public enum Runner {
             let signals = SignalWatcher(domain: domain)
             signals.start()
             let reason = domain.runToEnd()
+            // Before the next boot: one watcher at a time, so a signal is
+            // never taken by one whose guest has already ended.
+            signals.finish()
             control?.serve(nil)
             input.stop()
             for b in backends { b.stop() }
             for n in nics { n.stop() }
             switch reason {
             case .poweroff: status = 0
-            case .reboot:
+            case .reboot where signals.received == 0:
                 if options.reboot { continue }
                 status = 0
             case .crash(let message):
@@ -157,7 +160,11 @@ public enum Runner {
                 terminal.restore()
                 fail("guest '\(options.name)': its kernel booted to the start of init, but this host's KVM (kvm_pvm, software-nested) cannot run HVM guest user space: a 64-bit syscall from a guest process never reaches the guest kernel. Run it as a PV guest (without --hvm).")
                 status = 4
-            case .stopped:
+            case .stopped, .reboot:
+                // A reboot here came with a signal: the watcher took it while
+                // the guest was resetting itself, so the reset was the
+                // domain's first exit reason; the signal is no longer pending
+                // for the next boot's watcher, and must still end the run.
                 let sig = signals.received
                 status = sig == 0 ? 0 : 128 + sig
                 if sig != 0 {
@@ -217,24 +224,37 @@ public enum Runner {
     }
 }
 
-/// Waits for SIGINT/SIGTERM/SIGHUP and stops the guest cleanly.
+/// Waits for SIGINT/SIGTERM/SIGHUP and stops the guest cleanly. One per
+/// boot; `finish()` waits for it to notice its guest ended (within 50 ms),
+/// after which `received` is final and any later signal stays pending for
+/// the next boot's watcher.
 final class SignalWatcher: @unchecked Sendable {
     let domain: ConsoleGuest
     private let got = Atomic<Int32>(0)
+    /// Set by `finish()`: the run is over even if the guest never recorded an end.
+    private let over = Atomic<Bool>(false)
+    private var thread: pthread_t?
     var received: Int32 { got.load(ordering: .acquiring) }
     init(domain: ConsoleGuest) { self.domain = domain }
+
+    func finish() {
+        over.store(true, ordering: .releasing)
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
 
     func start() {
         let box = Unmanaged.passRetained(self).toOpaque()
         var t = pthread_t()
+        defer { thread = t }
         pthread_create(&t, nil, { arg in
             let me = Unmanaged<SignalWatcher>.fromOpaque(arg!).takeRetainedValue()
             var set = sigset_t()
             sigemptyset(&set)
             sigaddset(&set, SIGINT); sigaddset(&set, SIGTERM); sigaddset(&set, SIGHUP)
             var sig: Int32 = 0
-            while !me.domain.hasEnded {
-                var ts = timespec(tv_sec: 0, tv_nsec: 200_000_000)
+            while !me.domain.hasEnded && !me.over.load(ordering: .acquiring) {
+                var ts = timespec(tv_sec: 0, tv_nsec: 50_000_000)
                 sig = sigtimedwait(&set, nil, &ts)
                 if sig > 0 {
                     me.got.store(sig, ordering: .releasing)
@@ -244,6 +264,5 @@ final class SignalWatcher: @unchecked Sendable {
             }
             return nil
         }, box)
-        pthread_detach(t)
     }
 }

@@ -44,6 +44,10 @@ struct TransportState<Memory: GuestMemoryView>: @unchecked Sendable {  // only e
     /// The features in force since FEATURES_OK was accepted.
     var negotiatedFeatures: UInt64 = 0
     var configVector: UInt16 = noVector
+    /// config_generation: bumped whenever the host changes the device
+    /// configuration, so a driver reading several fields can tell it raced a
+    /// change (§4.1.4.3.1). Kept across resets: it only ever moves on.
+    var configGeneration: UInt8 = 0
     var queueSelect: UInt16 = 0
     var queues: [QueueSlot<Memory>]
     var isr: UInt8 = 0

@@ -13,8 +13,16 @@ public protocol VirtioDevice: AnyObject, Sendable {
     var deviceFeatures: UInt64 { get }
     /// Each queue's largest size (QueueNumMax); the count is the number of queues.
     var queueMaxSizes: [UInt16] { get }
-    /// The device-specific configuration structure, read-only to the driver.
+    /// The device-specific configuration structure as it is now. Its length
+    /// is fixed when the transport is made (the capability advertises it).
     var configSpace: [UInt8] { get }
+
+    /// `size` bytes at `offset` in the device configuration, little-endian.
+    /// The default reads `configSpace`; bytes past its end read as zero.
+    func readConfig(offset: Int, size: Int) -> UInt64
+    /// The driver wrote the device configuration (virtio 1.2 §4.1.4.6).
+    /// The default ignores it: most devices' configuration is read-only.
+    func writeConfig(offset: Int, size: Int, value: UInt64)
 
     /// The driver reset the device: drop any request state.
     func reset()
@@ -33,6 +41,8 @@ public protocol VirtioDevice: AnyObject, Sendable {
 extension VirtioDevice {
     public var hostInputFD: Int32? { nil }
     public var wantsHostInput: Bool { false }
+    public func readConfig(offset: Int, size: Int) -> UInt64 { littleEndian(configSpace, at: offset, size: size) }
+    public func writeConfig(offset: Int, size: Int, value: UInt64) {}
 }
 
 /// How a device's interrupts reach the guest: one MSI-X message at a time.

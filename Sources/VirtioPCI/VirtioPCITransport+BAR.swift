@@ -16,7 +16,7 @@ extension VirtioPCITransport {
                 defer { s.isr = 0 }
                 return offset == L.isrOffset ? UInt64(s.isr) : 0
             case L.deviceOffset..<(L.deviceOffset + L.deviceLength):
-                return littleEndian(deviceConfig, at: Int(offset - L.deviceOffset), size: size)
+                return device.readConfig(offset: Int(offset - L.deviceOffset), size: size)
             case L.msixTableOffset..<L.msixPBAOffset:
                 return s.msix.read(offset: offset - L.msixTableOffset, size: size) ?? 0
             case L.msixPBAOffset..<(L.msixPBAOffset + 8):
@@ -41,12 +41,15 @@ extension VirtioPCITransport {
                 // Without ioeventfd a doorbell comes here; any write to any
                 // queue's doorbell wakes the thread, which looks at every queue.
                 ringDoorbell = true
+            case L.deviceOffset..<(L.deviceOffset + L.deviceLength):
+                // The device judges the field and the access's shape.
+                device.writeConfig(offset: Int(offset - L.deviceOffset), size: size, value: value)
             case L.msixTableOffset..<L.msixPBAOffset:
                 s.msix.write(offset: offset - L.msixTableOffset, size: size, value: value) {
                     interrupts.signalMSI(address: $0.address, data: $0.data)
                 }
             default:
-                break       // ISR, device configuration (read-only here), pending bits
+                break       // ISR, pending bits
             }
             return true
         }

@@ -25,7 +25,7 @@ extension VirtioPCITransport {
             case 0x10: (UInt64(s.configVector), 2)
             case 0x12: (UInt64(s.queues.count), 2)
             case 0x14: (UInt64(s.status), 1)
-            case 0x15: (0, 1)       // the configuration never changes: generation 0
+            case 0x15: (UInt64(s.configGeneration), 1)
             case 0x16: (UInt64(s.queueSelect), 2)
             case 0x18: (UInt64(queue?.size ?? 0), 2)      // 0: no such queue
             case 0x1a: (UInt64(queue?.vector ?? noVector), 2)

@@ -25,7 +25,6 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
     let state: Mutex<TransportState<Memory>>
     /// The configuration-space bytes that never change (IDs, capabilities).
     let configTemplate: [UInt8]
-    let deviceConfig: [UInt8]
     let offeredFeatures: UInt64
     /// The service thread's wake-up: doorbells and stop requests.
     let kick: Int32
@@ -41,7 +40,6 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
         self.device = device
         self.interrupts = interrupts
         self.doorbells = doorbells
-        deviceConfig = device.configSpace
         offeredFeatures = device.deviceFeatures | VirtioFeature.transport
         let queues = device.queueMaxSizes.map { QueueSlot(memory: memory, maxSize: $0) }
         configTemplate = Self.makeConfigTemplate(device: device, queueCount: queues.count)
@@ -70,6 +68,20 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
     func interrupt(_ vector: UInt16, isrBit: UInt8, _ s: inout TransportState<Memory>) {
         s.isr |= isrBit
         s.msix.signal(vector) { interrupts.signalMSI(address: $0.address, data: $0.data) }
+    }
+
+    /// Changes the device configuration from the host side: `change` runs
+    /// under the transport's lock (so no register access sees half of it),
+    /// then config_generation moves on and, once the driver is running, the
+    /// configuration-change interrupt (ISR bit 1, the config MSI-X vector)
+    /// tells it to look (§4.1.4.5). Before DRIVER_OK there is nobody to tell:
+    /// a driver reads the configuration when it starts.
+    public func changeConfiguration(_ change: () -> Void) {
+        state.withLock { s in
+            change()
+            s.configGeneration &+= 1
+            if s.status & DeviceStatus.driverOK != 0 { interrupt(s.configVector, isrBit: 2, &s) }
+        }
     }
 
     /// The device cannot go on until the driver resets it (§2.1.2).
@@ -166,6 +178,7 @@ extension VirtioDeviceType: CustomStringConvertible {
         case .network: "net"
         case .block: "blk"
         case .entropy: "rng"
+        case .balloon: "balloon"
         }
     }
 }
