@@ -26,7 +26,7 @@ extension ConsoleChannelBackend: GuestAgentChannel {}
 ///     host → guest   kill <id>                     stop that command (timeout, client gone)
 ///
 /// Commands run one at a time (later `exec` requests wait for the slot).
-/// Output lines are checked (base64 alphabet, at most `maxLine` bytes) and
+/// Output lines are checked (well-formed base64, at most `maxLine` bytes) and
 /// passed to the control client as `data <base64>`; the client decodes
 /// them. Everything from the guest is untrusted: a line that is too long
 /// or malformed is dropped, and an `exit` or output for any command but the
@@ -172,7 +172,7 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
                 if id == s.current && s.finished == nil { s.finished = Int(status) }
             }
             signal()
-        } else if !text.isEmpty && text.allSatisfy({ Base64.value($0) != nil || $0 == UInt8(ascii: "=") }) {
+        } else if !text.isEmpty && Base64.decodedLength(text) != nil {
             let taken = state.withLock { s -> Bool in
                 guard s.current != 0 && s.streaming == s.current else { return true }   // nobody wants it
                 guard s.pending.count + text.count + 6 <= Self.pendingLimit else { return false }

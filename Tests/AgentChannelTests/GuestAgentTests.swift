@@ -25,7 +25,8 @@ final class FakeChannel: GuestAgentChannel, @unchecked Sendable {
 
 /// An exec running on its own thread against a client socket we hold the other end of.
 final class ExecRun: @unchecked Sendable {
-    let client: Int32, peer: Int32
+    let client: Int32
+    private(set) var peer: Int32
     let done = Mutex(false)
 
     init(_ agent: GuestAgent, command: String, timeout: Int = 0) {
@@ -68,7 +69,10 @@ final class ExecRun: @unchecked Sendable {
         return String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
-    func hangUp() { close(peer) }
+    func hangUp() {
+        close(peer)
+        peer = -1       // (closed once: the number may be another test's by the time of deinit)
+    }
 }
 
 @discardableResult
@@ -108,6 +112,8 @@ struct GuestAgentTests {
         feed(agent, "start 1\n")
         feed(agent, String(repeating: "A", count: 5000) + "\n")   // longer than a line may be
         feed(agent, "not base64!\n")
+        feed(agent, "garbage\n")                                 // the alphabet, but not whole quanta
+        feed(agent, "QQ==QUJD\n")                                // padding inside
         feed(agent, "exit 2 0\n")                                 // another command's exit
         feed(agent, "exit 1 300\n")                               // not a status
         feed(agent, "exit 1 x\n")
