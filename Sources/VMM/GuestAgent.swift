@@ -19,7 +19,8 @@ extension ConsoleChannelBackend: GuestAgentChannel {}
 /// The protocol is lines of printable ASCII both ways:
 ///
 ///     guest → host   hello xenolith-agent 1        the agent is up (again)
-///     host → guest   exec <id> <base64 command>
+///     host → guest   exec <id> <length>
+///                    <base64 command: exactly <length> bytes>
 ///     guest → host   start <id>
 ///                    <base64 of the output>        any number of lines
 ///                    exit <id> <status>
@@ -64,6 +65,8 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
     /// The line being assembled (the backend's thread only).
     private var line: [UInt8] = []
     private var discarding = false
+    /// Something for the exec came in this batch.
+    private var wakeClient = false
 
     init(readySeconds: Int = 30, startSeconds: Int = 30) {
         self.readySeconds = readySeconds
@@ -117,6 +120,11 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
     }
 
     func channelOutput(_ bytes: UnsafeRawBufferPointer) -> Int {
+        // One wake-up per batch of lines, not per line.
+        defer {
+            if wakeClient { signal() }
+            wakeClient = false
+        }
         var i = 0
         while i < bytes.count {
             guard let nl = bytes[i...].firstIndex(of: UInt8(ascii: "\n")) else {
@@ -156,14 +164,14 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
                 if s.current != 0 && s.started && s.finished == nil { s.lost = true }
                 s.streaming = 0
             }
-            signal()
+            wakeClient = true
         } else if text.starts(with: "start ".utf8) {
             guard let id = Self.number(text.dropFirst(6)) else { return true }
             state.withLock { s in
                 s.streaming = id
                 if id == s.current { s.started = true }
             }
-            signal()
+            wakeClient = true
         } else if text.starts(with: "exit ".utf8) {
             let words = text.dropFirst(5).split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
             guard words.count == 2, let id = Self.number(words[0]), let status = Self.number(words[1]), status <= 255 else { return true }
@@ -171,7 +179,7 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
                 if s.streaming == id { s.streaming = 0 }
                 if id == s.current && s.finished == nil { s.finished = Int(status) }
             }
-            signal()
+            wakeClient = true
         } else if !text.isEmpty && Base64.decodedLength(text) != nil {
             let taken = state.withLock { s -> Bool in
                 guard s.current != 0 && s.streaming == s.current else { return true }   // nobody wants it
@@ -182,7 +190,7 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
                 return true
             }
             if !taken { return false }
-            signal()
+            wakeClient = true
         }
         return true
     }
@@ -248,7 +256,9 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
             s.pending.removeAll(keepingCapacity: true)
             return id
         }
-        var request = Array("exec \(id) ".utf8)
+        // The command follows its line, its length given, so that the agent
+        // can take it with one bulk read rather than a byte per read.
+        var request = Array("exec \(id) \(base64Command.count)\n".utf8)
         request.reserveCapacity(request.count + base64Command.count + 1)
         request += base64Command
         request.append(UInt8(ascii: "\n"))
@@ -257,7 +267,8 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
             return
         }
 
-        let startBy = Self.now() + Double(startSeconds)
+        // (A long command takes the guest longer to read: 1 s more per 2 KiB.)
+        let startBy = Self.now() + Double(startSeconds + base64Command.count / 2048)
         let stopBy = timeoutSeconds > 0 ? Self.now() + Double(timeoutSeconds) : Double.infinity
         var out: [UInt8] = []
         out.reserveCapacity(Self.pendingLimit)

@@ -96,7 +96,8 @@ struct GuestAgentTests {
         let (agent, channel) = connectedAgent()
         #expect(agent.isReady)
         let run = ExecRun(agent, command: "echo hello; exit 7")
-        #expect(channel.waitFor("exec 1 \(Data("echo hello; exit 7".utf8).base64EncodedString())\n"))
+        let b64 = Data("echo hello; exit 7".utf8).base64EncodedString()
+        #expect(channel.waitFor("exec 1 \(b64.utf8.count)\n\(b64)\n"))
         // Split anywhere: lines are put together across calls.
         feed(agent, "start 1\naGVs")
         feed(agent, "bG8K\r\nexit 1 7\n")

@@ -75,6 +75,9 @@ struct ExecTests {
                 s["basic"] = Self.xeno(["exec", name, "--", "echo hello; uname -r; exit 7"])
                 s["words"] = Self.xeno(["exec", name, "echo", "two", "words;", "echo", "err", ">&2"])
                 s["big"] = Self.xeno(["exec", name, "--", "head -c 1048576 /bin/busybox >/tmp/big; cat /tmp/big; md5sum /tmp/big"], timeout: 180)
+                // The longest command there may be: 64 KiB.
+                let long = ": " + String(repeating: "x", count: 65536 - 2 - 14) + "; echo long-ok"
+                s["long"] = Self.xeno(["exec", name, "--", long], timeout: 120)
                 s["stdin"] = Self.xeno(["exec", name, "--", "cat; read x; echo read=$?"], timeout: 60)
                 s["timeout"] = Self.xeno(["exec", "--timeout", "3", name, "--", "sleep 1000 & sleep 1000"], timeout: 60)
                 s["after"] = Self.xeno(["exec", "--control", socket, "--",
@@ -109,6 +112,9 @@ struct ExecTests {
             }
             print("exec: 1 MiB of output in \(String(format: "%.1f", big.seconds)) s")
         }
+
+        #expect(s["long"]?.status == 0 && s["long"]?.text == "long-ok\n", "\(s["long"]?.stderr ?? "")")
+        print("exec: a 64 KiB command in \(String(format: "%.1f", s["long"]?.seconds ?? 0)) s")
 
         // A command reading stdin gets EOF at once (stdin is /dev/null).
         #expect(s["stdin"]?.status == 0 && s["stdin"]?.text == "read=1\n", "\(s["stdin"]?.text ?? "") \(s["stdin"]?.stderr ?? "")")
