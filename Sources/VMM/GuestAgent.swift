@@ -263,7 +263,7 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
         request += base64Command
         request.append(UInt8(ascii: "\n"))
         guard request.withUnsafeBytes({ channel.send($0) }) else {
-            reply(client, "error agent: the console channel is not connected")
+            reply(client, "error agent: the console channel takes no request (not connected, or the guest is not reading it)")
             return
         }
 

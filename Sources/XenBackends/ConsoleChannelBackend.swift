@@ -120,7 +120,9 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
             }
             if ring != nil { serviceRing() }
         }
-        disconnect()
+        // The domain is gone; its client was told by the VMM (and may
+        // already serve the next boot's channel): no callback now.
+        disconnect(notify: false)
         watcher.close()
     }
 
@@ -165,14 +167,14 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
         serviceRing()       // output the frontend wrote before we came
     }
 
-    private func disconnect() {
+    private func disconnect(notify: Bool = true) {
         guard ring != nil else { return }
         isConnected.store(false, ordering: .releasing)
         domain.unbindBackend(port: port, device: index)
         domain.releaseGrant(ringRef)
         ring = nil
         pendingInput.withLock { $0.removeAll(keepingCapacity: true) }
-        client.channelDisconnected()
+        if notify { client.channelDisconnected() }
     }
 
     /// A corrupt ring: close the device, as Xen's backends do.
