@@ -134,6 +134,26 @@ struct ExecTests {
         #expect(!FileManager.default.fileExists(atPath: socket), "the socket is removed at exit")
     }
 
+    @Test("a guest that reboots under exec: 127 with one line; the next boot's agent answers")
+    func reboot() throws {
+        let name = "exec-reboot-\(getpid())"
+        let seen = Locked<[String: Outcome]>([:])
+        let r = try Xeno.run(["run", "--name", name, "--", "sleep 600"], timeout: 400, hostSteps: [
+            (after: "XENOLITH-READY", run: { _ in
+                seen.set(["reboot": Self.xeno(["exec", name, "--", "sync; reboot -f"], timeout: 120)])
+            }),
+            (after: "XENOLITH-READY", run: { pid in
+                seen.set(seen.get().merging(["after": Self.xeno(["exec", name, "--", "echo second boot"], timeout: 120)]) { $1 })
+                kill(pid, SIGTERM)
+            }),
+        ])
+        #expect(r.status == 143, "stderr: \(r.stderr)")
+        let s = seen.get()
+        #expect(s["reboot"]?.status == 127, "\(s["reboot"]?.stderr ?? "")")
+        #expect(s["reboot"]?.stderr == "xeno: exec: agent: the guest's console channel closed while the command ran\n", "\(s["reboot"]?.stderr ?? "")")
+        #expect(s["after"]?.status == 0 && s["after"]?.text == "second boot\n", "\(s["after"]?.stderr ?? "")")
+    }
+
     @Test("exec with no guest of that name, or bad usage: one line on stderr, non-zero status")
     func noGuest() {
         let none = Self.xeno(["exec", "no-such-guest-\(getpid())", "--", "true"], timeout: 30)
