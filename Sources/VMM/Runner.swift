@@ -12,6 +12,11 @@ import XenPV
 /// Ctrl-] detaches) or plain stdio when piped.
 public enum Runner {
     public static func run(_ options: RunOptions) -> Int32 {
+        // Before any thread starts (the sockets' accept threads do, below):
+        // threads inherit the mask, and a SIGTERM taken by a thread that did
+        // not block it would kill the process by its default action, leaving
+        // the guest's socket files behind. SignalWatcher takes them instead.
+        blockControlSignals()
         if access("/dev/kvm", F_OK) != 0 {
             fail("/dev/kvm does not exist: this host has no KVM (load the kvm module)")
             return 1
@@ -118,7 +123,6 @@ public enum Runner {
             }
         }
         defer { namedControl?.removeSocketFile() }
-        blockControlSignals()
         let terminal = Terminal()
         var status: Int32 = 0
         while true {
