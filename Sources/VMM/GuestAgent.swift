@@ -281,20 +281,22 @@ final class GuestAgent: ConsoleChannelClient, @unchecked Sendable {
                 channel.kick()      // the guest's ring may be waiting for this room
                 guard UnixSocket.sendAll(client, out) else { return interrupt(id, channel) }
                 out.removeAll(keepingCapacity: true)
-                continue            // more may have come while we sent
+            } else {
+                if let finished { return reply(client, "ok status=\(finished)") }
+                if lost { return reply(client, "error agent: the guest's console channel closed while the command ran") }
             }
-            if let finished { return reply(client, "ok status=\(finished)") }
-            if lost { return reply(client, "error agent: the guest's console channel closed while the command ran") }
             let now = Self.now()
             if !started && now > startBy {
                 interrupt(id, channel)
                 state.withLock { $0.ready = false }     // until it says hello again
                 return reply(client, "error agent: the guest agent did not start the command within \(startSeconds) s")
             }
+            // (Checked after output too: a command that never stops printing still times out.)
             if now > stopBy {
                 interrupt(id, channel)
                 return reply(client, "error timeout: the command ran for more than \(timeoutSeconds) s and was stopped")
             }
+            if finished != nil || lost { continue }      // output came first: send the end now
             if wait(client, seconds: min(1, stopBy - now)) { return interrupt(id, channel) }
         }
     }

@@ -149,6 +149,27 @@ struct GuestAgentTests {
         #expect(channel.text.hasSuffix("kill 1\n"))
     }
 
+    @Test("a command that never stops printing still times out")
+    func timeoutWhilePrinting() {
+        final class Flag: @unchecked Sendable { let on = Atomic<Bool>(true) }
+        let (agent, channel) = connectedAgent()
+        let run = ExecRun(agent, command: "yes", timeout: 1)
+        #expect(channel.waitFor("exec 1 "))
+        feed(agent, "start 1\n")
+        let feeding = Flag()
+        Thread {
+            while feeding.on.load(ordering: .acquiring) {
+                feed(agent, "eWVzCnllcwp5ZXMK\n")
+                usleep(500)
+            }
+        }.start()
+        let replies = run.replies()
+        feeding.on.store(false, ordering: .releasing)
+        #expect(replies.count > 1 && replies.last?.hasPrefix("error timeout: ") == true, "\(replies.suffix(2))")
+        #expect(replies.dropLast().allSatisfy { $0 == "data eWVzCnllcwp5ZXMK" })
+        #expect(channel.waitFor("kill 1\n"))
+    }
+
     @Test("no agent: one error line after the wait, nothing sent to the guest")
     func noAgent() {
         let (agent, channel) = connectedAgent(ready: false, readySeconds: 1)
