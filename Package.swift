@@ -65,6 +65,8 @@ let package = Package(
         .testTarget(name: "HVMTests", dependencies: ["HVM", "KVM"]),
         .testTarget(name: "XenPVTests", dependencies: ["XenPV", "VMM"]),
         .testTarget(name: "CLITests", dependencies: []),
+        // The guest agent channel without KVM: console ring bounds, the agent's line protocol, exec requests.
+        .testTarget(name: "AgentChannelTests", dependencies: ["XenBackends", "VMM"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "XLConfigTests", dependencies: ["XLConfig"]),
         .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork", "KVM"]),

@@ -7,7 +7,8 @@
 # Output files: vmlinuz, initrd.img, config, kernel-version, modules.txt.
 # The kit directory path is the only thing printed on stdout (last line), so
 # callers can do KIT=$(scripts/build-kit.sh). Progress goes to stderr.
-# Rebuilds only when the package versions, this script or the init change.
+# Rebuilds only when the package versions, this script, the init or the
+# guest agent change.
 set -euo pipefail
 
 # Keep stdout clean for the final path: everything else, including the
@@ -17,6 +18,7 @@ exec 3>&1 1>&2
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 SCRIPT_DIR=$(dirname "$SCRIPT")
 INIT_SRC=$SCRIPT_DIR/kit/init
+AGENT_SRC=$SCRIPT_DIR/kit/xenolith-agent
 CACHE=${XENOLITH_CACHE:-/var/cache/xenolith}
 KIT=$CACHE/kit
 META_PKG=linux-image-cloud-amd64
@@ -61,6 +63,7 @@ die() { echo "build-kit: error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, mknod)"
 [ -r "$INIT_SRC" ] || die "missing $INIT_SRC"
+[ -r "$AGENT_SRC" ] || die "missing $AGENT_SRC"
 
 mkdir -p "$KIT"
 # One builder at a time; a second caller waits and then finds the kit fresh.
@@ -105,12 +108,13 @@ if ! resolve; then
 fi
 log "kernel package $KPKG $KPKG_VER, $BB_PKG $BB_VER"
 
-# Everything the kit is made from: both package versions, this script, init.
+# Everything the kit is made from: both package versions, this script, init, the agent.
 stamp_text() {
     echo "kernel=$KPKG=$KPKG_VER"
     echo "busybox=$BB_PKG=$BB_VER"
     echo "script=$(sha256sum "$SCRIPT" | cut -d' ' -f1)"
     echo "init=$(sha256sum "$INIT_SRC" | cut -d' ' -f1)"
+    echo "agent=$(sha256sum "$AGENT_SRC" | cut -d' ' -f1)"
 }
 STAMP_TEXT=$(stamp_text)
 
@@ -261,6 +265,7 @@ done < <("$BUSYBOX" --list-full)
 [ -L "$ROOT/bin/sh" ] || die "busybox has no sh applet"
 
 install -m 755 "$INIT_SRC" "$ROOT/init"
+install -m 755 "$AGENT_SRC" "$ROOT/sbin/xenolith-agent"
 echo xenolith > "$ROOT/etc/hostname"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOT/etc/passwd"
 echo 'root:x:0:' > "$ROOT/etc/group"

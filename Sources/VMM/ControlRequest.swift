@@ -5,15 +5,30 @@ enum ControlRequest: Equatable, Sendable {
     case info
     case setVCPUs(Int)
     case setMemory(bytes: UInt64)
+    /// Runs a command in the guest through its agent: the command as
+    /// base64 (checked, not decoded: the guest agent decodes it), and a
+    /// limit on its run time in seconds (0: none).
+    case exec(base64Command: [UInt8], timeoutSeconds: Int)
 
     /// The longest request line accepted, without its newline.
     static let maxLength = 256
 
-    static let usage = "info, vcpu-set N, mem-set SIZE"
+    /// `exec`'s command: at most 64 KiB once decoded.
+    static let maxCommandBytes = 64 << 10
+    /// The longest `exec` line: `exec`, a timeout of up to 6 digits, the command's base64.
+    static let maxExecLength = "exec 999999 ".utf8.count + Base64.encodedLength(maxCommandBytes)
+
+    /// The line limit for a line that starts with `prefix`.
+    static func lengthLimit<C: Collection>(startingWith prefix: C) -> Int where C.Element == UInt8 {
+        prefix.starts(with: "exec ".utf8) ? maxExecLength : maxLength
+    }
+
+    static let usage = "info, vcpu-set N, mem-set SIZE, exec SECONDS BASE64"
 
     /// Parses one line (without its newline).
     static func parse(_ line: [UInt8]) -> Result<ControlRequest, ControlError> {
-        guard line.count <= maxLength else { return .failure(ControlError("request longer than \(maxLength) bytes")) }
+        let limit = lengthLimit(startingWith: line)
+        guard line.count <= limit else { return .failure(ControlError("request longer than \(limit) bytes")) }
         guard !line.isEmpty else { return .failure(ControlError("empty request (\(usage))")) }
         guard line.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else {
             return .failure(ControlError("request has a byte that is not printable ASCII"))
@@ -43,6 +58,21 @@ enum ControlRequest: Equatable, Sendable {
             } catch {
                 return .failure(ControlError("mem-set: \(error)"))
             }
+        case "exec":
+            guard args.count == 2 else { return .failure(ControlError("usage: exec SECONDS BASE64-COMMAND (0 seconds: no limit)")) }
+            let t = args[0]
+            guard t.utf8.count <= 6, t.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let seconds = Int(t) else {
+                return .failure(ControlError("exec: '\(t.prefix(32))' is not a number of seconds"))
+            }
+            let command = Array(args[1].utf8)
+            guard let length = Base64.decodedLength(command) else {
+                return .failure(ControlError("exec: the command is not well-formed base64"))
+            }
+            guard length > 0 else { return .failure(ControlError("exec: empty command")) }
+            guard length <= maxCommandBytes else {
+                return .failure(ControlError("exec: the command is longer than \(maxCommandBytes) bytes"))
+            }
+            return .success(.exec(base64Command: command, timeoutSeconds: seconds))
         default:
             return .failure(ControlError("unknown request '\(verb.prefix(32))' (\(usage))"))
         }

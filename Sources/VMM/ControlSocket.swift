@@ -11,13 +11,16 @@ final class ControlSocket: @unchecked Sendable {
     private let listener: Int32
     /// The running guest (nil between a reboot's end and the next boot).
     private let target = Mutex<(any ControlTarget)?>(nil)
+    /// The guest agent's host end (PV guests), for `exec`.
+    private let agent: GuestAgent?
     /// Clients being served; more are turned away rather than given threads.
     private let clients = Atomic<Int>(0)
     static let maxClients = 8
     static let idleSeconds = 30
 
-    init(path: String) throws(RunError) {
+    init(path: String, agent: GuestAgent?) throws(RunError) {
         self.path = path
+        self.agent = agent
         listener = try UnixSocket.listen(path: path, what: "control socket")
     }
 
@@ -54,7 +57,8 @@ final class ControlSocket: @unchecked Sendable {
     private func serve(_ client: Int32) {
         UnixSocket.setReceiveTimeout(client, seconds: Self.idleSeconds)
         var line: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
+        line.reserveCapacity(ControlRequest.maxLength)
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
@@ -67,12 +71,25 @@ final class ControlSocket: @unchecked Sendable {
             }
             for byte in buffer[0..<n] {
                 if byte == UInt8(ascii: "\n") {
-                    guard UnixSocket.sendAll(client, Array((answer(line) + "\n").utf8)) else { return }
+                    if case .success(.exec(let command, let seconds)) = ControlRequest.parse(line) {
+                        // The reply is the command's output, then its status.
+                        guard let agent else {
+                            guard UnixSocket.sendAll(client, Array("error agent: HVM guests have no agent channel (PV guests do)\n".utf8)) else { return }
+                            line.removeAll(keepingCapacity: true)
+                            continue
+                        }
+                        agent.exec(base64Command: command, timeoutSeconds: seconds, client: client)
+                        UnixSocket.setReceiveTimeout(client, seconds: Self.idleSeconds)
+                    } else {
+                        guard UnixSocket.sendAll(client, Array((answer(line) + "\n").utf8)) else { return }
+                    }
                     line.removeAll(keepingCapacity: true)
-                } else if line.count < ControlRequest.maxLength {
+                } else if line.count < ControlRequest.maxLength
+                            || line.count < ControlRequest.lengthLimit(startingWith: line) {
                     line.append(byte)
                 } else {
-                    _ = UnixSocket.sendAll(client, Array("error request longer than \(ControlRequest.maxLength) bytes\n".utf8))
+                    let limit = ControlRequest.lengthLimit(startingWith: line)
+                    _ = UnixSocket.sendAll(client, Array("error request longer than \(limit) bytes\n".utf8))
                     return
                 }
             }
@@ -96,6 +113,8 @@ final class ControlSocket: @unchecked Sendable {
             case .setMemory(let bytes):
                 try guest.setMemory(bytes: bytes)
                 return "ok memory-target-kib=\(bytes >> 10)"
+            case .exec:
+                return "error exec is answered by its own reply stream"     // (serve runs it)
             }
         } catch {
             return "error \(error)"

@@ -13,6 +13,8 @@ public struct RunOptions: Sendable {
     /// Where to listen for control requests (`xeno ctl`).
     public var controlSocket: String?
     public var name = "xenolith"
+    /// `--name` was given: the run also listens at `RunDirectory.controlPath(name)`.
+    public var nameGiven = false
     public var mode = Mode.pv
     public var command: [String] = []
     public var reboot = true
@@ -69,7 +71,10 @@ public struct RunOptions: Sendable {
                 guard let n = Int(v) else { throw UsageError("--maxvcpus: '\(v)' is not a number") }
                 o.maxVCPUs = n
             case "--control": o.controlSocket = try value(a)
-            case "--name": o.name = try value(a)
+            case "--name":
+                o.name = try value(a)
+                o.nameGiven = true
+                if let why = RunDirectory.checkName(o.name) { throw UsageError("--name '\(o.name)': \(why)") }
             case "--pv": o.mode = .pv
             case "--hvm": o.mode = .hvm
             case "--no-reboot": o.reboot = false

@@ -12,6 +12,11 @@ import XenPV
 /// Ctrl-] detaches) or plain stdio when piped.
 public enum Runner {
     public static func run(_ options: RunOptions) -> Int32 {
+        // Before any thread starts (the sockets' accept threads do, below):
+        // threads inherit the mask, and a SIGTERM taken by a thread that did
+        // not block it would kill the process by its default action, leaving
+        // the guest's socket files behind. SignalWatcher takes them instead.
+        blockControlSignals()
         if access("/dev/kvm", F_OK) != 0 {
             fail("/dev/kvm does not exist: this host has no KVM (load the kvm module)")
             return 1
@@ -29,6 +34,21 @@ public enum Runner {
         // The console is hvc0 (Xen's PV console) in PV mode, COM1 in HVM mode.
         var cmdline = options.cmdline ?? (options.mode == .pv ? "console=hvc0" : Self.hvmCommandLine)
         if !options.command.isEmpty { cmdline += " -- " + options.command.joined(separator: " ") }
+
+        // A name is one running guest's: a second run of it is refused
+        // before anything is set up. (The lock stays held until the process exits.)
+        var nameClaimed = false
+        if options.nameGiven {
+            switch RunDirectory.claim(options.name) {
+            case .failure(.taken(let why)):
+                fail(why)
+                return 1
+            case .failure(.unavailable(let why)):
+                fail("warning: no control socket for '\(options.name)' (\(why)); xeno exec \(options.name) will not find it")
+            case .success:
+                nameClaimed = true
+            }
+        }
 
         // The first boot's images are read before the terminal goes raw, so a
         // bad kernel or initrd is reported as a plain one-line error.
@@ -77,10 +97,12 @@ public enum Runner {
             fail("--maxvcpus: vCPU hotplug is implemented for PV guests only")
             return 1
         }
+        // PV guests get a guest agent channel (console/1), for `exec`.
+        let agent = options.mode == .pv ? GuestAgent() : nil
         var control: ControlSocket?
         if let path = options.controlSocket {
             do {
-                control = try ControlSocket(path: path)
+                control = try ControlSocket(path: path, agent: agent)
             } catch {
                 fail("\(error)")
                 return 1
@@ -89,7 +111,18 @@ public enum Runner {
         }
         // The process exits without running deinits: take the socket file away here.
         defer { control?.removeSocketFile() }
-        blockControlSignals()
+        // With --name, also at the name's place in the run directory, so
+        // `xeno exec NAME` and `xeno ctl` find the guest by name.
+        var namedControl: ControlSocket?
+        if nameClaimed {
+            do {
+                namedControl = try ControlSocket(path: RunDirectory.controlPath(options.name), agent: agent)
+                namedControl?.start()
+            } catch {
+                fail("warning: \(error); xeno exec \(options.name) will not find it")
+            }
+        }
+        defer { namedControl?.removeSocketFile() }
         let terminal = Terminal()
         var status: Int32 = 0
         while true {
@@ -104,6 +137,7 @@ public enum Runner {
             let domain: ConsoleGuest
             var backends: [BlockBackend] = []
             var nics: [NetBackend] = []
+            var agentChannel: ConsoleChannelBackend?
             do {
                 switch options.mode {
                 case .pv:
@@ -118,9 +152,15 @@ public enum Runner {
                     for (i, (tap, mac)) in taps.enumerated() {
                         nics.append(try NetBackend(domain: pv, tap: tap, mac: mac, nicIndex: i))
                     }
+                    if let agent {
+                        let channel = try ConsoleChannelBackend(domain: pv, deviceID: 1, name: "xenolith-agent", client: agent)
+                        agent.attach(channel)
+                        agentChannel = channel
+                    }
                     storeSocket?.serve(store: pv.store)
                     for b in backends { b.start() }
                     for n in nics { n.start() }
+                    agentChannel?.start()
                     domain = pv
                 case .hvm:
                     domain = try HVMDomain(
@@ -135,6 +175,7 @@ public enum Runner {
                 return 1
             }
             control?.serve(domain as? any ControlTarget)
+            namedControl?.serve(domain as? any ControlTarget)
             let input = ConsoleInput(domain: domain, terminal: terminal)
             input.start()
             let signals = SignalWatcher(domain: domain)
@@ -144,9 +185,12 @@ public enum Runner {
             // never taken by one whose guest has already ended.
             signals.finish()
             control?.serve(nil)
+            namedControl?.serve(nil)
             input.stop()
             for b in backends { b.stop() }
             for n in nics { n.stop() }
+            agentChannel?.stop()
+            agent?.detach()
             switch reason {
             case .poweroff: status = 0
             case .reboot where signals.received == 0:

@@ -78,6 +78,12 @@ enum UnixSocket {
         return true
     }
 
+    /// Gives up on a client that takes nothing for `seconds`.
+    static func setSendTimeout(_ fd: Int32, seconds: Int) {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// Gives up on a client that sends nothing for `seconds`.
     static func setReceiveTimeout(_ fd: Int32, seconds: Int) {
         var tv = timeval(tv_sec: seconds, tv_usec: 0)

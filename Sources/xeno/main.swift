@@ -12,6 +12,9 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [-- COMMAND...]
        xeno ctl PATH info | vcpu-set N | mem-set SIZE
                      ask the guest running with --control PATH; prints the reply
+       xeno exec [--timeout SECONDS] (NAME | --control PATH) [--] COMMAND...
+                     run COMMAND in the PV guest run with --name NAME (or --control PATH);
+                     prints its output, exits with its status (127: no such guest or agent)
        xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
 \(Toolstack.usage)
 """
@@ -34,6 +37,8 @@ case "run":
     }
 case "ctl":
     exit(ControlClient.run(Array(args.dropFirst())))
+case "exec":
+    exit(ExecClient.run(Array(args.dropFirst())))
 case "kit":
     let script = Kit.buildScript
     guard access(script, R_OK) == 0 else {
