@@ -28,11 +28,16 @@ public protocol VirtioDevice: AnyObject, Sendable {
     /// (a TAP's received frames), polled while `wantsHostInput` is true.
     var hostInputFD: Int32? { get }
     var wantsHostInput: Bool { get }
+
+    /// Work left after a pass over the queues (a reply owed on a queue
+    /// already served, or a budget used up): the transport passes again.
+    var hasPendingWork: Bool { get }
 }
 
 extension VirtioDevice {
     public var hostInputFD: Int32? { nil }
     public var wantsHostInput: Bool { false }
+    public var hasPendingWork: Bool { false }
 }
 
 /// How a device's interrupts reach the guest: one MSI-X message at a time.
