@@ -97,6 +97,8 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioVsock.maxPayload, alignment: 64)
 
     public let packetsFromGuest = Atomic<Int>(0), packetsToGuest = Atomic<Int>(0)
+    /// Receive passes run: a busy count with nothing moving means a spinning service thread.
+    public let receivePasses = Atomic<Int>(0)
     /// Guest packets refused (malformed, misaddressed, protocol violations).
     public let refusedPackets = Atomic<Int>(0)
     /// Problems reported on stderr so far; past a few, a hostile guest is not worth more lines.
@@ -341,6 +343,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     static let receiveRounds = 4
 
     private func receive<Memory: GuestMemoryView>(_ queue: Virtqueue<Memory>) {
+        receivePasses.add(1, ordering: .relaxed)
         receiveStarved = false
         sendControl(queue)
         for _ in 0..<Self.receiveRounds where !receiveStarved {

@@ -422,6 +422,59 @@ struct VsockTests {
         #expect(g.d.status & 0x40 == 0)
     }
 
+    @Test("on its service thread the device wakes for host input, and sleeps while it cannot move bytes")
+    func serviceThread() throws {
+        let s = Setup()
+        let g = s.guest
+        g.d.transport.start()
+        defer { g.d.transport.stop() }
+        /// Waits up to 2 s for the device to complete receive buffers.
+        func arrivals() -> [VsockPacket] {
+            for _ in 0..<200 {
+                let p = g.collect()
+                if !p.isEmpty { return p }
+                usleep(10_000)
+            }
+            return []
+        }
+        g.pump(postBuffers: true)
+        let client = HostSocket.connect(s.path)
+        defer { close(client) }
+        HostSocket.write(client, "CONNECT 44\n")
+        let request = try #require(arrivals().first)         // no kick: epoll woke the thread
+        #expect(request.op == Op.request && request.dstPort == 44)
+        g.send(op: Op.response, src: 44, dst: request.srcPort, bufAlloc: 100)
+        usleep(100_000)
+        #expect(HostSocket.readString(client) == "OK \(request.srcPort)\n")
+
+        // 100 bytes of credit: they arrive (with a CREDIT_REQUEST), then the
+        // thread sleeps though the host has more waiting.
+        HostSocket.writeSome(client, [UInt8](repeating: 1, count: 5000))
+        var got = 0
+        for _ in 0..<20 { got += g.collect().reduce(0) { $0 + $1.payload.count }; usleep(10_000) }
+        #expect(got == 100)
+        let passes = g.device.receivePasses.load(ordering: .relaxed)
+        usleep(300_000)
+        #expect(g.device.receivePasses.load(ordering: .relaxed) - passes <= 2)
+
+        // Credit back: the one receive buffer left fills; with none left
+        // the thread sleeps again.
+        g.send(op: Op.creditUpdate, src: 44, dst: request.srcPort, bufAlloc: 100_000, fwdCnt: 100)
+        let one = arrivals()
+        #expect(one.count == 1 && one.first?.payload.count == 4096 - 44)
+        got += one.reduce(0) { $0 + $1.payload.count }
+        let before = g.device.receivePasses.load(ordering: .relaxed)
+        usleep(300_000)
+        #expect(g.device.receivePasses.load(ordering: .relaxed) - before <= 2)
+        // Buffers posted: the rest flows.
+        for _ in 0..<100 where got < 5000 {
+            got += g.pump().reduce(0) { $0 + $1.payload.count }
+            usleep(10_000)
+            got += g.collect().reduce(0) { $0 + $1.payload.count }
+        }
+        #expect(got == 5000)
+    }
+
     @Test("a driver reset closes every connection's host end")
     func resetClosesConnections() {
         let s = Setup()
