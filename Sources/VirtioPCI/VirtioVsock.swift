@@ -605,7 +605,9 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         close(c.fd)         // also leaves the epoll set
         connections[slot] = nil
         connectionCount -= 1
-        if reset && c.state != .awaitingConnectLine {
+        // Bounded too: a guest that opens and breaks connections without
+        // ever posting receive buffers only loses RSTs it would never read.
+        if reset && c.state != .awaitingConnectLine && resets.count < maxResets {
             resets.append((c.hostPort, c.guestPort))
             controlPending = true
         }

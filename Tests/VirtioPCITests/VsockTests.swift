@@ -422,6 +422,29 @@ struct VsockTests {
         #expect(g.d.status & 0x40 == 0)
     }
 
+    @Test("a guest that never posts receive buffers cannot make the device queue unbounded replies")
+    func repliesStayBounded() {
+        let s = Setup(limits: .init(maxConnections: 4))
+        let service = HostSocket.listen(s.path + "_7000")
+        defer { close(service); unlink(s.path + "_7000") }
+        _ = fcntl(service, F_SETFL, fcntl(service, F_GETFL) | O_NONBLOCK)
+        let g = s.guest
+        for i in 0..<300 {
+            g.send(op: Op.rw, src: UInt32(i), dst: 9, payload: [1])                    // unknown connection: RST owed
+            g.send(op: Op.request, src: UInt32(10_000 + i), dst: 7000)                 // a connection...
+            g.send(op: 99, src: UInt32(10_000 + i), dst: 7000)                         // ...broken at once: RST owed
+            let accepted = accept(service, nil, nil)       // keeps the backlog from filling
+            if accepted >= 0 { close(accepted) }
+        }
+        #expect(g.device.resets.count <= g.device.maxResets)
+        #expect(g.device.connectionCount == 0)
+        // Buffers at last: the RSTs owed arrive, a bounded number.
+        var rsts = 0
+        for _ in 0..<100 { rsts += g.pump().filter { $0.op == Op.rst }.count }
+        #expect(rsts == g.device.maxResets)
+        #expect(g.device.resets.isEmpty)
+    }
+
     @Test("on its service thread the device wakes for host input, and sleeps while it cannot move bytes")
     func serviceThread() throws {
         let s = Setup()
