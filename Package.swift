@@ -55,7 +55,7 @@ let package = Package(
         // No Foundation. (Its fuzzer is scripts/fuzz-virtqueue.sh, not a target.)
         .target(name: "Virtio", dependencies: ["KVM"]),
         // The virtio 1.x PCI transport (a PCI function with one BAR, MSI-X,
-        // ioeventfd doorbells) and the devices behind it: blk, net, rng, balloon.
+        // ioeventfd doorbells) and the devices behind it: blk, net, rng, balloon, vsock.
         .target(name: "VirtioPCI", dependencies: ["Virtio", "Machine", "KVM", "CKVM", "BlockStorage", "HostNetwork"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM"]),
         .testTarget(name: "X86Tests", dependencies: ["X86"]),

@@ -20,9 +20,12 @@ public struct HVMConfig: Sendable {
     public var disks: [FlatFileDisk]
     /// virtio-net NICs, after the disks.
     public var nics: [HVMNIC]
+    /// A virtio-vsock device, after virtio-rng.
+    public var vsock: HVMVsock?
 
     public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, cmdline: String,
-                kernel: GuestKernel, initrd: [UInt8]?, disks: [FlatFileDisk] = [], nics: [HVMNIC] = []) {
+                kernel: GuestKernel, initrd: [UInt8]?, disks: [FlatFileDisk] = [], nics: [HVMNIC] = [],
+                vsock: HVMVsock? = nil) {
         self.name = name
         self.memoryBytes = memoryBytes
         self.vcpus = vcpus
@@ -31,6 +34,21 @@ public struct HVMConfig: Sendable {
         self.initrd = initrd
         self.disks = disks
         self.nics = nics
+        self.vsock = vsock
+    }
+}
+
+/// The guest's vsock: its CID and the host's listening Unix socket (owned
+/// by the caller for the whole run; each boot's device accepts on it).
+public struct HVMVsock: Sendable {
+    public var guestCID: UInt64
+    public var listener: Int32
+    public var path: String
+
+    public init(guestCID: UInt64, listener: Int32, path: String) {
+        self.guestCID = guestCID
+        self.listener = listener
+        self.path = path
     }
 }
 
@@ -211,10 +229,11 @@ public final class HVMDomain: @unchecked Sendable {
     static let virtioBARBase: UInt64 = BootLayout.pciHoleStart
 
     /// virtio-pci functions at 00:01.0 onwards: the disks, the NICs, then
-    /// virtio-rng and virtio-balloon (always present). The balloon is always
-    /// there, as in a Xen guest, so `mem-set` works without planning ahead:
-    /// it costs a sleeping thread and a bit per guest page until used. It
-    /// comes last so the other functions keep their slots.
+    /// virtio-rng and virtio-balloon (always present), then virtio-vsock if
+    /// asked for. The balloon is always there, as in a Xen guest, so
+    /// `mem-set` works without planning ahead: it costs a sleeping thread and
+    /// a bit per guest page until used. Optional functions come last so the
+    /// others keep their slots.
     private func buildVirtioDevices(on pci: PCIHostBridge) throws {
         let ram = GuestPhysicalMemory(memory: memory, layout: layout)
         var models: [any VirtioDevice] = config.disks.map { VirtioBlock(disk: $0) }
@@ -223,6 +242,9 @@ public final class HVMDomain: @unchecked Sendable {
         let balloon = VirtioBalloon(memory: ram)
         self.balloon = balloon
         models.append(balloon)
+        if let v = config.vsock {
+            models.append(VirtioVsock(guestCID: v.guestCID, listener: v.listener, socketPath: v.path))
+        }
         guard models.count <= 31 else { throw HVMBuildError("\(models.count) virtio devices do not fit on PCI bus 0 (31 slots)") }
         for (i, model) in models.enumerated() {
             let bar = Self.virtioBARBase + UInt64(i) * VirtioPCITransport<GuestPhysicalMemory>.barSize

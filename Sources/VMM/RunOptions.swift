@@ -25,6 +25,10 @@ public struct RunOptions: Sendable {
     public var storeSocket: String?
     /// NICs, in order: eth0, eth1, ... (PV netfront; HVM virtio-net).
     public var nics: [NICOption] = []
+    /// Where host programs reach the guest's vsock ports (HVM virtio-vsock).
+    public var vsock: String?
+    /// The guest's vsock CID.
+    public var vsockCID: UInt64?
 
     /// `--net tap=NAME[,mac=MAC]` or `--net bridge=BR[,mac=MAC]`.
     public struct NICOption: Sendable, Equatable {
@@ -93,6 +97,18 @@ public struct RunOptions: Sendable {
                 }
                 o.disks.append(DiskOption(path: path, readOnly: readOnly))
             case "--xenstore-socket": o.storeSocket = try value(a)
+            case "--vsock":
+                let v = try value(a)
+                guard !v.isEmpty else { throw UsageError("--vsock needs a socket path") }
+                o.vsock = v
+            case "--vsock-cid":
+                let v = try value(a)
+                // 0-2 are the hypervisor, local and host; 0xffffffff is "any"
+                // (Linux's CIDs are 32-bit in sockaddr_vm).
+                guard let n = UInt64(v), n >= 3, n < 0xffff_ffff else {
+                    throw UsageError("--vsock-cid \(v): a guest CID is 3 to 4294967294")
+                }
+                o.vsockCID = n
             case "--net":
                 let v = try value(a)
                 var nic = NICOption()
@@ -116,6 +132,10 @@ public struct RunOptions: Sendable {
                 throw UsageError("unknown option '\(a)'")
             }
             i += 1
+        }
+        if o.vsockCID != nil && o.vsock == nil { throw UsageError("--vsock-cid needs --vsock PATH") }
+        if o.vsock != nil && o.mode == .pv {
+            throw UsageError("--vsock is for HVM guests (--hvm): PV guests get the PV channel instead")
         }
         guard o.disks.count <= 16 else { throw UsageError("--disk: at most 16 disks per guest") }
         guard o.vcpus >= 1 && o.vcpus <= 32 else {

@@ -25,6 +25,20 @@ public enum Runner {
             fail("no permission to use /dev/kvm (run as root or join the kvm group)")
             return 1
         }
+        // The vsock socket first: a path that cannot be bound is bad input
+        // like the rest, reported before anything is loaded.
+        var vsock: HVMVsock?
+        if let path = options.vsock {
+            do {
+                vsock = HVMVsock(guestCID: options.vsockCID ?? 3,
+                                 listener: try UnixSocket.listen(path: path, what: "--vsock socket"), path: path)
+            } catch {
+                fail("\(error)")
+                return 1
+            }
+        }
+        // The process exits without running deinits: take the socket file away here.
+        defer { if let path = options.vsock { unlink(path) } }
         let kernelPath = options.kernel ?? Kit.kernel
         let initrdPath = options.initrd ?? (options.kernel == nil ? Kit.initrd : nil)
         if options.kernel == nil && !Kit.isBuilt {
@@ -166,7 +180,8 @@ public enum Runner {
                     domain = try HVMDomain(
                         config: HVMConfig(name: options.name, memoryBytes: options.memoryBytes,
                                           vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd,
-                                          disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) }),
+                                          disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) },
+                                          vsock: vsock),
                         consoleOutput: { bytes in Terminal.writeOut(bytes) })
                 }
             } catch {

@@ -20,10 +20,15 @@ enum UnixSocket {
     }
 
     /// A listening socket at `path`, born mode 0600 (only the host's owner of
-    /// the run may talk to it). A stale socket file there is replaced.
+    /// the run may talk to it). A stale socket file there is replaced; any
+    /// other file is left alone and refused.
     static func listen(path: String, what: String) throws(RunError) -> Int32 {
         guard path.utf8.count < 108 else { throw RunError("\(what) path '\(path)' is too long") }
-        unlink(path)
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else { throw RunError("\(what) \(path): exists and is not a socket") }
+            unlink(path)
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw RunError("\(what): \(String(cString: strerror(errno)))") }
         var address = address(path)

@@ -36,6 +36,10 @@ public protocol VirtioDevice: AnyObject, Sendable {
     /// (a TAP's received frames), polled while `wantsHostInput` is true.
     var hostInputFD: Int32? { get }
     var wantsHostInput: Bool { get }
+
+    /// Work left after a pass over the queues (a reply owed on a queue
+    /// already served, or a budget used up): the transport passes again.
+    var hasPendingWork: Bool { get }
 }
 
 extension VirtioDevice {
@@ -43,6 +47,7 @@ extension VirtioDevice {
     public var wantsHostInput: Bool { false }
     public func readConfig(offset: Int, size: Int) -> UInt64 { littleEndian(configSpace, at: offset, size: size) }
     public func writeConfig(offset: Int, size: Int, value: UInt64) {}
+    public var hasPendingWork: Bool { false }
 }
 
 /// How a device's interrupts reach the guest: one MSI-X message at a time.

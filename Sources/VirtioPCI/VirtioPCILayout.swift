@@ -35,6 +35,7 @@ public enum VirtioDeviceType: UInt16, Sendable {
     case block = 2
     case entropy = 4
     case balloon = 5
+    case socket = 19
 
     /// Modern (non-transitional) device ID: 0x1040 + the virtio type.
     var pciDeviceID: UInt16 { 0x1040 + rawValue }
@@ -45,6 +46,7 @@ public enum VirtioDeviceType: UInt16, Sendable {
         case .network: 0x02_00_00      // Ethernet controller
         case .block: 0x01_00_00        // SCSI storage controller (virtio-blk's traditional class)
         case .entropy, .balloon: 0xff_00_00      // unclassified
+        case .socket: 0x07_80_00       // other communication controller
         }
     }
 }

@@ -98,18 +98,30 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
     /// asked. The service thread calls this on each wake-up; tests call it
     /// directly.
     public func serviceQueues() {
-        state.withLock { s in
-            guard s.status & DeviceStatus.driverOK != 0, s.status & DeviceStatus.needsReset == 0 else { return }
-            for (index, slot) in s.queues.enumerated() where slot.enabled {
-                device.service(queue: index, slot.virtqueue)
-                if let fault = slot.virtqueue.fault {
-                    requireReset("queue \(index): \(fault)", &s)
-                    return
+        let more = state.withLock { s -> Bool in
+            guard s.status & DeviceStatus.driverOK != 0, s.status & DeviceStatus.needsReset == 0 else { return false }
+            // A device may find work for an earlier queue while serving a
+            // later one (vsock: a reply owed on rx to a packet from tx).
+            for _ in 0..<Self.maxPasses {
+                for (index, slot) in s.queues.enumerated() where slot.enabled {
+                    device.service(queue: index, slot.virtqueue)
+                    if let fault = slot.virtqueue.fault {
+                        requireReset("queue \(index): \(fault)", &s)
+                        return false
+                    }
+                    if slot.virtqueue.needsNotification() { interrupt(slot.vector, isrBit: 1, &s) }
                 }
-                if slot.virtqueue.needsNotification() { interrupt(slot.vector, isrBit: 1, &s) }
+                if !device.hasPendingWork { return false }
             }
+            return true
         }
+        // Still more: come back after letting the vCPUs at the registers.
+        if more { wake() }
     }
+
+    /// Passes over the queues per service call, so one call's work (and
+    /// the time the lock is held) stays bounded.
+    static var maxPasses: Int { 4 }
 
     /// A doorbell rang without ioeventfd, or the device has news: wake the thread.
     func wake() {
@@ -179,6 +191,7 @@ extension VirtioDeviceType: CustomStringConvertible {
         case .block: "blk"
         case .entropy: "rng"
         case .balloon: "balloon"
+        case .socket: "vsock"
         }
     }
 }

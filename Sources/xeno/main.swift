@@ -8,7 +8,7 @@ let usage = """
 usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [--vcpus N] [--maxvcpus M] [--name NAME] [--pv | --hvm] [--no-reboot]
                 [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
-                [--xenstore-socket PATH] [--control PATH]
+                [--xenstore-socket PATH] [--control PATH] [--vsock PATH [--vsock-cid N]]
                 [-- COMMAND...]
        xeno ctl PATH info | vcpu-set N | mem-set SIZE
                      ask the guest running with --control PATH; prints the reply

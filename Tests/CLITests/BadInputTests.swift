@@ -35,6 +35,15 @@ struct BadInputTests {
         try refuses(["--kernel", path], saying: "no Xen PV support")
     }
 
+    @Test("--vsock is refused for PV guests, and a socket path that cannot be bound is refused")
+    func vsock() throws {
+        try refuses(["--vsock", "/tmp/xeno-vsock-pv-\(getpid())"], saying: "PV guests get the PV channel")
+        try refuses(["--hvm", "--vsock", "/nonexistent-dir/v.sock"], saying: "--vsock socket /nonexistent-dir/v.sock: No such file or directory")
+        try refuses(["--hvm", "--vsock", "/etc/hostname"], saying: "exists and is not a socket")
+        try refuses(["--hvm", "--vsock", "/tmp/xeno-vsock-cid-\(getpid())", "--vsock-cid", "2"], saying: "3 to 4294967294")
+        #expect(FileManager.default.fileExists(atPath: "/etc/hostname"))
+    }
+
     @Test("an initrd that cannot fit in the guest is refused")
     func initrdTooLarge() throws {
         let path = NSTemporaryDirectory() + "xeno-big-initrd-\(getpid())"

@@ -213,4 +213,31 @@ static inline int ckvm_interrupt(int vcpu_fd, uint32_t vector) {
     return ioctl(vcpu_fd, KVM_INTERRUPT, &irq);
 }
 
+#include <sys/epoll.h>
+#include <sys/socket.h>
+/// epoll for device models that wait on many host sockets (virtio-vsock).
+/// struct epoll_event is packed on x86-64: Swift sees only plain values.
+static inline int ckvm_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+static inline int ckvm_epoll_ctl(int ep, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event e;
+    e.events = events;
+    e.data.u64 = data;
+    return epoll_ctl(ep, op, fd, &e);
+}
+static inline int ckvm_epoll_add(void) { return EPOLL_CTL_ADD; }
+static inline int ckvm_epoll_mod(void) { return EPOLL_CTL_MOD; }
+static inline int ckvm_epoll_del(void) { return EPOLL_CTL_DEL; }
+/// Waits up to `timeout_ms` for at most `max` events, each as its events and data.
+static inline int ckvm_epoll_wait(int ep, uint32_t *events, uint64_t *data, int max, int timeout_ms) {
+    struct epoll_event e[32];
+    if (max > 32) max = 32;
+    int n = epoll_wait(ep, e, max, timeout_ms);
+    for (int i = 0; i < n; i++) { events[i] = e[i].events; data[i] = e[i].data.u64; }
+    return n;
+}
+/// accept4(2): a non-blocking, close-on-exec connection (Glibc's module map may not export it).
+static inline int ckvm_accept_nonblocking(int fd) {
+    return accept4(fd, 0, 0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
 #endif
