@@ -44,7 +44,7 @@ public final class DomainManager: @unchecked Sendable {
         self.paths = paths
         self.log = log
         store = try DomainStore(directory: paths.stateDirectory)
-        try FileManager.default.createDirectory(atPath: paths.runDirectory + "/domains", withIntermediateDirectories: true,
+        try FileManager.default.createDirectory(atPath: paths.runDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         adoptRunningDomains()
         let monitor = Thread { [weak self] in
@@ -58,7 +58,7 @@ public final class DomainManager: @unchecked Sendable {
 
     // MARK: Re-adoption
 
-    /// Records whose VMM still runs (same pid, same control socket on its
+    /// Records whose VMM still runs (same pid, `run --name NAME` on its
     /// command line) are managed again; the others are gone and forgotten.
     private func adoptRunningDomains() {
         for record in store.loadAll() {
@@ -67,7 +67,7 @@ public final class DomainManager: @unchecked Sendable {
                 store.remove(record.name)
                 continue
             }
-            if Self.isVMM(pid: record.pid, controlPath: record.controlPath) {
+            if Self.isVMM(pid: record.pid, name: record.name) {
                 domains[record.name] = Domain(record: record, config: config, isChild: false)
                 log("domain \(record.name) (id \(record.id)): re-adopted VMM pid \(record.pid)")
             } else {
@@ -77,11 +77,12 @@ public final class DomainManager: @unchecked Sendable {
         }
     }
 
-    static func isVMM(pid: Int32, controlPath: String) -> Bool {
+    static func isVMM(pid: Int32, name: String) -> Bool {
         guard pid > 0, kill(pid, 0) == 0,
               let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         let words = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        return words.contains("run") && words.contains(controlPath)
+        guard words.count > 2, words[1] == "run", let at = words.firstIndex(of: "--name") else { return false }
+        return at + 1 < words.count && words[at + 1] == name
     }
 
     // MARK: Create
@@ -113,8 +114,8 @@ public final class DomainManager: @unchecked Sendable {
         }
         let id = try store.takeNextID()
         var record = DomainRecord(name: config.name, id: id, configPath: configPath, configText: configText,
-                                  pid: 0, controlPath: "\(paths.runDirectory)/domains/\(config.name).ctl",
-                                  consolePath: "\(paths.runDirectory)/domains/\(config.name).console", created: Date().timeIntervalSince1970)
+                                  pid: 0, controlPath: "\(paths.runDirectory)/\(config.name).ctl",
+                                  consolePath: "\(paths.runDirectory)/\(config.name).console", created: Date().timeIntervalSince1970)
         record.pid = try startVMM(config: config, record: record)
         let domain = Domain(record: record, config: config, isChild: true)
         try waitUntilAnswering(domain)
@@ -130,11 +131,13 @@ public final class DomainManager: @unchecked Sendable {
         return Summary(name: config.name, id: id, pid: record.pid)
     }
 
-    /// `xeno run`'s arguments for a configuration.
-    static func runArguments(_ c: XLDomainConfig, controlPath: String) -> [String] {
+    /// `xeno run`'s arguments for a configuration. With `--name` and
+    /// XENOLITH_RUN_DIR set to xenod's run directory, the VMM's control
+    /// socket is `RUN/NAME.ctl`, where `xeno exec NAME` also finds it.
+    static func runArguments(_ c: XLDomainConfig) -> [String] {
         let bootMemory = max(c.memoryMiB, c.maxMemoryMiB)
         var a = ["run", "--name", c.name, "--memory", "\(bootMemory)M", "--vcpus", String(c.vcpus),
-                 "--maxvcpus", String(c.maxVCPUs), "--control", controlPath]
+                 "--maxvcpus", String(c.maxVCPUs)]
         if c.type == .hvm { a.append("--hvm") }
         if let k = c.kernel { a += ["--kernel", k] }
         if let r = c.ramdisk { a += ["--initrd", r] }
@@ -158,7 +161,7 @@ public final class DomainManager: @unchecked Sendable {
 
     private func startVMM(config: XLDomainConfig, record: DomainRecord) throws -> Int32 {
         unlink(record.controlPath)
-        let argv = [paths.xenoBinary] + Self.runArguments(config, controlPath: record.controlPath)
+        let argv = [paths.xenoBinary] + Self.runArguments(config)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -179,8 +182,17 @@ public final class DomainManager: @unchecked Sendable {
         posix_spawnattr_setflags(&attributes, Self.spawnFlags)
         let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
+        var environment = ["XENOLITH_RUN_DIR=" + paths.runDirectory]
+        var e = environ
+        while let entry = e.pointee {
+            let text = String(cString: entry)
+            if !text.hasPrefix("XENOLITH_RUN_DIR=") { environment.append(text) }
+            e += 1
+        }
+        let cEnvironment: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { cEnvironment.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, paths.xenoBinary, &actions, &attributes, cArgs, environ)
+        let rc = posix_spawn(&pid, paths.xenoBinary, &actions, &attributes, cArgs, cEnvironment)
         guard rc == 0 else { throw HostError("cannot start \(paths.xenoBinary): \(String(cString: strerror(rc)))") }
         return pid
     }

@@ -48,7 +48,7 @@ public struct XLDomainConfig: Sendable, Equatable {
             throw XLConfigError(path: file.path, line: 1, "'name' is required")
         }
         guard Self.isValidName(name) else {
-            throw reader.error("name", "'\(name)' is not a valid domain name (1–64 of A-Z a-z 0-9 . _ -, not starting with '-')")
+            throw reader.error("name", "'\(name)' is not a valid domain name (1–64 of A-Z a-z 0-9 . _ -, not starting with '-' or '.')")
         }
         self.name = name
         let builder = try reader.string("builder")
@@ -103,11 +103,11 @@ public struct XLDomainConfig: Sendable, Equatable {
     /// xl's rule, narrowed to what is safe in a path and a URL.
     public static func isValidName(_ name: String) -> Bool {
         let u = Array(name.utf8)
-        guard !u.isEmpty, u.count <= 64, u[0] != UInt8(ascii: "-") else { return false }
+        guard !u.isEmpty, u.count <= 64, u[0] != UInt8(ascii: "-"), u[0] != UInt8(ascii: ".") else { return false }
         return u.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
                 || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-        } && name != "." && name != ".."
+        }
     }
 }
 

@@ -90,7 +90,7 @@ final class XenodTests {
     }
 
     func console(_ name: String) -> String {
-        (try? String(contentsOfFile: directory + "/run/domains/\(name).console", encoding: .utf8)) ?? ""
+        (try? String(contentsOfFile: directory + "/run/\(name).console", encoding: .utf8)) ?? ""
     }
 
     func waitFor(_ what: String, timeout: TimeInterval = 120, _ condition: () throws -> Bool) rethrows -> Bool {
@@ -111,6 +111,11 @@ final class XenodTests {
         let first = try #require(try row("web"))
         #expect(first[2] == "256" && first[3] == "1" && first[4] == "running", "row: \(first)")
         guard try waitFor("the guest's readiness line", { console("web").contains("XENOLITH-READY") }) else { return }
+
+        // The domain's VMM listens where `xeno exec NAME` looks (here in the
+        // test's run directory, so named by path).
+        let exec = try Xeno.run(["exec", "--control", directory + "/run/web.ctl", "--", "echo from-web; exit 5"], timeout: 120)
+        #expect(exec.status == 5 && exec.stdout == "from-web\n", "exec: \(exec.status) \(exec.stdout) \(exec.stderr)")
 
         #expect(try xeno(["vcpu-set", "web", "3"]).status == 0)
         let refused = try xeno(["vcpu-set", "web", "9"])
