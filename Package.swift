@@ -62,6 +62,7 @@ let package = Package(
         .testTarget(name: "XenPVTests", dependencies: ["XenPV", "VMM"]),
         .testTarget(name: "CLITests", dependencies: []),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
+        .testTarget(name: "XenRingsTests", dependencies: ["XenRings", "BlockStorage"]),
         .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork"]),
     ],
     swiftLanguageModes: [.v6]

@@ -130,7 +130,7 @@ public final class BlockBackend: PVDeviceBackend, @unchecked Sendable {
         guard let portText = device.frontend("event-channel"), let port = Int(portText) else { return refuse("no event-channel") }
         guard let page = domain.claimGrant(ref, writable: true) else { return refuse("ring-ref \(ref) is not a page granted to the backend") }
         guard domain.bindBackend(port: port, device: index) else {
-            domain.releaseGrant(ref)
+            domain.releaseGrant(ref, writable: true)
             return refuse("event channel \(port) is not an unbound port for domain 0")
         }
         ring = BlockRing(page: page); ringRef = ref; self.port = port
@@ -145,7 +145,7 @@ public final class BlockBackend: PVDeviceBackend, @unchecked Sendable {
     private func disconnect() {
         guard ring != nil else { return }
         domain.unbindBackend(port: port, device: index)
-        domain.releaseGrant(ringRef)
+        domain.releaseGrant(ringRef, writable: true)
         ring = nil
     }
 

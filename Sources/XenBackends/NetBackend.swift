@@ -126,11 +126,11 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
         guard let port = device.frontend("event-channel").flatMap({ Int($0) }) else { return refuse("no event-channel") }
         guard let txPage = domain.claimGrant(tx, writable: true) else { return refuse("tx-ring-ref \(tx) is not granted") }
         guard let rxPage = domain.claimGrant(rx, writable: true) else {
-            domain.releaseGrant(tx)
+            domain.releaseGrant(tx, writable: true)
             return refuse("rx-ring-ref \(rx) is not granted")
         }
         guard domain.bindBackend(port: port, device: index) else {
-            domain.releaseGrant(tx); domain.releaseGrant(rx)
+            domain.releaseGrant(tx, writable: true); domain.releaseGrant(rx, writable: true)
             return refuse("event channel \(port) is not an unbound port for domain 0")
         }
         rings = NetRings(tx: txPage, rx: rxPage); txRef = tx; rxRef = rx; self.port = port
@@ -141,7 +141,7 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
     private func disconnect() {
         guard rings != nil else { return }
         domain.unbindBackend(port: port, device: index)
-        domain.releaseGrant(txRef); domain.releaseGrant(rxRef)
+        domain.releaseGrant(txRef, writable: true); domain.releaseGrant(rxRef, writable: true)
         rings = nil
     }
 

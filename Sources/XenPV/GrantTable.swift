@@ -20,9 +20,22 @@ public final class GrantTable: @unchecked Sendable {
     /// Frames the guest has set up so far (grows, never shrinks).
     let framesInUse = Atomic<Int>(0)
 
+    /// Claims per entry (`GrantEntries`), and the lock that serializes the
+    /// backends' threads' claims and releases.
+    private let pins: UnsafeMutablePointer<UInt64>
+    private let lock = Mutex<Void>(())
+
     init(base: UnsafeMutableRawPointer, firstFrame: UInt64) {
         self.base = base
         self.firstFrame = firstFrame
+        pins = .allocate(capacity: Self.maxFrames * Self.entriesPerFrame)
+        pins.initialize(repeating: 0, count: Self.maxFrames * Self.entriesPerFrame)
+    }
+
+    deinit { pins.deallocate() }
+
+    private var entries: GrantEntries {
+        GrantEntries(base: base, pins: pins, capacity: Self.maxFrames * Self.entriesPerFrame)
     }
 
     var frameNumbers: Range<UInt64> { firstFrame..<(firstFrame + UInt64(Self.maxFrames)) }
@@ -34,12 +47,14 @@ public final class GrantTable: @unchecked Sendable {
     /// permits domain 0 the access, marks the entry in use (so the guest's
     /// end-of-access sees it busy) and returns the granted guest frame.
     func claim(_ ref: UInt32, writable: Bool) -> Result<UInt64, GrantRefusal> {
-        GrantEntries(base: base).claim(ref, writable: writable, entries: entryCount)
+        let count = entryCount
+        return lock.withLock { _ in entries.claim(ref, writable: writable, entries: count) }
     }
 
-    /// Ends a claim: clears the in-use flags.
-    func release(_ ref: UInt32) {
-        GrantEntries(base: base).release(ref, entries: entryCount)
+    /// Ends one claim; the in-use flags go with the last claim that needs them.
+    func release(_ ref: UInt32, writable: Bool) {
+        let count = entryCount
+        lock.withLock { _ in entries.release(ref, writable: writable, entries: count) }
     }
 }
 

@@ -410,7 +410,7 @@ public final class PVDomain: @unchecked Sendable {
 
     /// The guest page grant `ref` names, claimed for domain 0, if the grant
     /// permits the access and names the guest's own RAM. The grant shows as
-    /// in use to the guest (it cannot end the access) until `release(grant:)`.
+    /// in use to the guest (it cannot end the access) until `release(grant:writable:)`.
     public func claim(grant ref: UInt32, writable: Bool) -> Result<UnsafeMutableRawPointer, GrantRefusal> {
         let frame: UInt64
         switch grants.claim(ref, writable: writable) {
@@ -418,14 +418,14 @@ public final class PVDomain: @unchecked Sendable {
         case .failure(let why): return .failure(why)
         }
         guard mmu.withLock({ $0.owns(frame) }), let page = memory.pointer(frame << 12, length: 4096) else {
-            grants.release(ref)
+            grants.release(ref, writable: writable)
             return .failure(.frameNotGuestRAM(ref: ref, frame: frame))
         }
         return .success(page)
     }
 
-    /// Ends a claim `claim(grant:writable:)` made.
-    public func release(grant ref: UInt32) { grants.release(ref) }
+    /// Ends one claim `claim(grant:writable:)` made, with the same `writable`.
+    public func release(grant ref: UInt32, writable: Bool) { grants.release(ref, writable: writable) }
 
     func raiseVIRQ(_ virq: Int, vcpu: Int) {
         let port = events.withLock { $0.virqPorts[vcpu][virq] }

@@ -156,7 +156,8 @@ public enum BlockRequests {
             if case .failure(let e) = store.flush() { return .failure(.disk(e)) }
             return request.segmentCount == 0 ? .success(())
                 : transfer(request, toGuest: false, grants: grants, store: store, counters: &counters)
-        case discard:
+        case discard:       // never offered on a read-only disk: refused here, not left to the disk
+            if store.isReadOnly { return .failure(.readOnlyDisk) }
             let (bytes, overflow) = request.discardSectors.multipliedReportingOverflow(by: FlatFileDisk.sectorSize)
             let (offset, overflow2) = request.sector.multipliedReportingOverflow(by: FlatFileDisk.sectorSize)
             if overflow || overflow2 { return .failure(.beyondDisk(sector: request.sector)) }
@@ -177,7 +178,7 @@ public enum BlockRequests {
         if !toGuest && store.isReadOnly { return .failure(.readOnlyDisk) }
         return withUnsafeTemporaryAllocation(of: iovec.self, capacity: BlockRing.maxSegments) { vectors -> Result<Void, BlockRefusal> in
             var claimed = 0
-            defer { for i in 0..<claimed { grants.release(grant: request.segment(i).grant) } }
+            defer { for i in 0..<claimed { grants.release(grant: request.segment(i).grant, writable: toGuest) } }
             var total = 0
             for i in 0..<count {
                 let s = request.segment(i)

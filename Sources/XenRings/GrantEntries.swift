@@ -12,6 +12,8 @@ public enum GrantRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case readOnly(ref: UInt32)
     /// The entry names a frame that is not the guest's RAM (or was ballooned out).
     case frameNotGuestRAM(ref: UInt32, frame: UInt64)
+    /// The grant is already claimed 65,535 times (no backend does that).
+    case tooManyClaims(ref: UInt32)
 
     public var description: String {
         switch self {
@@ -20,18 +22,28 @@ public enum GrantRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .otherDomain(let r, let d): "grant \(r) is for domain \(d), not the backend's"
         case .readOnly(let r): "grant \(r) is read-only but the backend must write"
         case .frameNotGuestRAM(let r, let f): "grant \(r) names frame \(f), which is not the guest's RAM"
+        case .tooManyClaims(let r): "grant \(r) is claimed too many times"
         }
     }
 }
 
 /// A v1 grant table as it lies in memory (`grant_table.h`): 8-byte entries
-/// `{ u16 flags; u16 domid; u32 frame }`, written by the guest.
+/// `{ u16 flags; u16 domid; u32 frame }` written by the guest, next to a pin
+/// count per entry kept by us (as Xen keeps in its active entries).
 ///
 /// Claiming an entry for the backend domain checks it (permit-access type,
 /// the backend's domain id, not read-only when the backend writes), sets
 /// GTF_reading (and GTF_writing) with a compare-and-swap, since the guest
-/// changes the flags concurrently, then reads the frame. Releasing clears
-/// the in-use flags. No allocation, no Foundation.
+/// changes the flags concurrently, counts the claim, then reads the frame.
+/// Releasing clears a flag only when the last claim that needs it ends: a
+/// grant in use twice (a ring page that a request also names as a data
+/// page, say) stays in use for as long as either use lasts. While a grant is
+/// claimed its frame is the one read by the first claim, as in Xen's active
+/// entries: a guest that rewrites the frame of a grant in use changes nothing.
+///
+/// Claims and releases of one table must not run concurrently with each
+/// other (the owner serializes them: `GrantTable` with a mutex); the guest
+/// may write the entries at any time. No allocation, no Foundation.
 public struct GrantEntries {
     /// Entry flags (`GTF_*`).
     public static let permitAccess: UInt16 = 1, typeMask: UInt16 = 3
@@ -39,16 +51,28 @@ public struct GrantEntries {
 
     /// The first entry (guest-shared memory).
     public let base: UnsafeMutableRawPointer
+    /// One word per entry (ours, never the guest's): claims in bits 0-15,
+    /// writable claims in bits 16-31, the frame in use in bits 32-63.
+    let pins: UnsafeMutablePointer<UInt64>
+    /// Entries the table can ever have (the pins' length).
+    public let capacity: Int
 
-    public init(base: UnsafeMutableRawPointer) {
+    /// `pins` holds `capacity` zeroed words, kept for the table's lifetime.
+    public init(base: UnsafeMutableRawPointer, pins: UnsafeMutablePointer<UInt64>, capacity: Int) {
         self.base = base
+        self.pins = pins
+        self.capacity = capacity
     }
 
     /// Claims entry `ref` (of the `entries` the guest has set up) for
     /// `domain`; returns the granted frame. The frame still has to be checked
     /// against the guest's RAM by the caller.
     public func claim(_ ref: UInt32, writable: Bool, entries: Int, domain: UInt16 = 0) -> Result<UInt64, GrantRefusal> {
-        guard Int(ref) < entries else { return .failure(.refOutOfRange(ref: ref, entries: entries)) }
+        let limit = min(entries, capacity)
+        guard Int(ref) < limit else { return .failure(.refOutOfRange(ref: ref, entries: limit)) }
+        let pin = pins[Int(ref)]
+        // 65,535 open claims of one grant: no backend holds that many.
+        guard pin & 0xffff < 0xffff else { return .failure(.tooManyClaims(ref: ref)) }
         let entry = base + Int(ref) * 8
         var word = entry.load(as: UInt32.self)
         while true {
@@ -62,14 +86,33 @@ public struct GrantEntries {
             word = seen
         }
         // The frame is read after the flags are set, as Xen does: from then
-        // on the guest cannot take the grant back.
-        return .success(UInt64((entry + 4).load(as: UInt32.self)))
+        // on the guest cannot take the grant back. A grant already claimed
+        // keeps the frame its first claim read.
+        let frame = pin & 0xffff != 0 ? pin >> 32 : UInt64((entry + 4).load(as: UInt32.self))
+        pins[Int(ref)] = (frame << 32 | pin & 0xffff_ffff) &+ (writable ? 0x1_0001 : 1)
+        return .success(frame)
     }
 
-    /// Ends a claim: clears the in-use flags.
-    public func release(_ ref: UInt32, entries: Int) {
-        guard Int(ref) < entries else { return }
-        _ = ckvm_atomic_and16(base + Int(ref) * 8, ~(Self.reading | Self.writing))
+    /// Ends one claim of `ref`, `writable` as it was claimed. GTF_writing
+    /// goes with the last writable claim, GTF_reading with the last claim.
+    /// A release without a claim does nothing.
+    public func release(_ ref: UInt32, writable: Bool, entries: Int) {
+        guard Int(ref) < min(entries, capacity) else { return }
+        let pin = pins[Int(ref)]
+        guard pin & 0xffff > 0, !writable || pin >> 16 & 0xffff > 0 else { return }
+        let left = pin &- (writable ? 0x1_0001 : 1)
+        pins[Int(ref)] = left & 0xffff == 0 ? 0 : left
+        var clear: UInt16 = 0
+        if left >> 16 & 0xffff == 0 { clear |= Self.writing }
+        if left & 0xffff == 0 { clear |= Self.reading }
+        _ = ckvm_atomic_and16(base + Int(ref) * 8, ~clear)
+    }
+
+    /// The claims of `ref` still open: all of them, and the writable ones.
+    public func pinCount(_ ref: UInt32) -> (claims: Int, writable: Int) {
+        guard Int(ref) < capacity else { return (0, 0) }
+        let pin = pins[Int(ref)]
+        return (Int(pin & 0xffff), Int(pin >> 16 & 0xffff))
     }
 }
 
@@ -80,8 +123,8 @@ public protocol GrantMapper: AnyObject {
     /// The 4 KiB page grant `ref` names, claimed for reading (and writing,
     /// if `writable`), or why not.
     func claim(grant ref: UInt32, writable: Bool) -> Result<UnsafeMutableRawPointer, GrantRefusal>
-    /// Ends a claim `claim(grant:writable:)` made.
-    func release(grant ref: UInt32)
+    /// Ends one claim `claim(grant:writable:)` made, with the same `writable`.
+    func release(grant ref: UInt32, writable: Bool)
 }
 
 extension GrantMapper {
@@ -93,5 +136,5 @@ extension GrantMapper {
     }
 
     @inline(__always)
-    public func releaseGrant(_ ref: UInt32) { release(grant: ref) }
+    public func releaseGrant(_ ref: UInt32, writable: Bool) { release(grant: ref, writable: writable) }
 }

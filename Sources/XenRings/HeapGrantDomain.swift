@@ -20,7 +20,8 @@ public final class HeapGrantDomain: GrantMapper, @unchecked Sendable {
     public let table: UnsafeMutableRawPointer
     public let tableFrames: Int
     public var framesInUse: Int
-    public var entries: GrantEntries { GrantEntries(base: table) }
+    private let pins: UnsafeMutablePointer<UInt64>
+    public var entries: GrantEntries { GrantEntries(base: table, pins: pins, capacity: tableFrames * Self.entriesPerFrame) }
     public var entryCount: Int { min(framesInUse, tableFrames) * Self.entriesPerFrame }
 
     /// A claim not yet released.
@@ -42,6 +43,8 @@ public final class HeapGrantDomain: GrantMapper, @unchecked Sendable {
         self.tableFrames = max(tableFrames, 1)
         table = .allocate(byteCount: self.tableFrames * Self.pageSize, alignment: Self.pageSize)
         table.initializeMemory(as: UInt8.self, repeating: 0, count: self.tableFrames * Self.pageSize)
+        pins = .allocate(capacity: self.tableFrames * Self.entriesPerFrame)
+        pins.initialize(repeating: 0, count: self.tableFrames * Self.entriesPerFrame)
         self.framesInUse = framesInUse ?? self.tableFrames
         claims.reserveCapacity(64)
     }
@@ -49,6 +52,7 @@ public final class HeapGrantDomain: GrantMapper, @unchecked Sendable {
     deinit {
         for p in pages { p.deallocate() }
         table.deallocate()
+        pins.deallocate()
     }
 
     /// The host page behind guest frame `frame` (which must be RAM).
@@ -74,7 +78,7 @@ public final class HeapGrantDomain: GrantMapper, @unchecked Sendable {
         case .failure(let why): return .failure(why)
         case .success(let frame):
             guard frame < UInt64(frameCount), !ballooned[Int(frame)] else {
-                entries.release(ref, entries: entryCount)
+                entries.release(ref, writable: writable, entries: entryCount)
                 return .failure(.frameNotGuestRAM(ref: ref, frame: frame))
             }
             claims.append(Claim(ref: ref, frame: Int(frame), writable: writable))
@@ -82,9 +86,9 @@ public final class HeapGrantDomain: GrantMapper, @unchecked Sendable {
         }
     }
 
-    public func release(grant ref: UInt32) {
-        entries.release(ref, entries: entryCount)
-        if let i = claims.lastIndex(where: { $0.ref == ref }) { claims.remove(at: i) }
+    public func release(grant ref: UInt32, writable: Bool) {
+        entries.release(ref, writable: writable, entries: entryCount)
+        if let i = claims.lastIndex(where: { $0.ref == ref && $0.writable == writable }) { claims.remove(at: i) }
     }
 
     /// Whether `count` bytes at `pointer` lie within one page the backend

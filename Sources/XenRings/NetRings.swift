@@ -127,7 +127,7 @@ public struct NetRings {
                 guard offset + length <= 4096, at + length <= frame.count,
                       let page = grants.claimGrant(slots[i].gref, writable: false) else { good = false; break }
                 (frame.baseAddress! + at).copyMemory(from: page + offset, byteCount: length)
-                grants.releaseGrant(slots[i].gref)
+                grants.releaseGrant(slots[i].gref, writable: false)
                 at += length
             }
             if good && at >= 14 {
@@ -183,7 +183,7 @@ public struct NetRings {
             var status = Self.error
             if n <= 4096, let page = grants.claimGrant(gref, writable: true) {
                 page.copyMemory(from: frame.baseAddress!, byteCount: n)
-                grants.releaseGrant(gref)
+                grants.releaseGrant(gref, writable: true)
                 status = Int16(n)
                 counters.packetsReceived += 1; counters.bytesReceived += n
             } else {
