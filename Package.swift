@@ -31,15 +31,19 @@ let package = Package(
         .target(name: "XenStore"),
         // The Xen x86-64 PV ABI on KVM: domain builder, trampoline, hypercalls,
         // MMU validation, event channels, time, console.
-        .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "XenStore", "CXen"]),
+        .target(name: "XenPV", dependencies: ["KVM", "X86", "GuestImage", "XenStore", "CXen", "XenRings"]),
         // Guest disks as flat files on the host: the backend of virtio-blk and blkback.
         .target(name: "BlockStorage"),
+        // What a PV guest controls in the split drivers, over plain memory:
+        // grant entries, blkif and netif rings, request checks. No KVM, no
+        // Foundation. (Its fuzzer is scripts/fuzz-xen-rings.sh, not a target.)
+        .target(name: "XenRings", dependencies: ["CKVM", "BlockStorage"]),
         // Struct-ifreq ioctls for TAP devices and bridges.
         .target(name: "CNet"),
         // Guest NICs' host ends: TAP devices, bridges, MAC addresses.
         .target(name: "HostNetwork", dependencies: ["CNet"]),
         // Xen split-driver backends in the VMM (blkback, netback), over xenstore and grants.
-        .target(name: "XenBackends", dependencies: ["XenPV", "XenStore", "BlockStorage", "HostNetwork", "CKVM"]),
+        .target(name: "XenBackends", dependencies: ["XenPV", "XenRings", "XenStore", "BlockStorage", "HostNetwork", "CKVM"]),
         // Assembles a guest from options, runs vCPU threads, console, lifecycle.
         .target(name: "VMM", dependencies: ["XenPV", "XenBackends", "BlockStorage", "HostNetwork", "HVM", "KVM"]),
         // xl.cfg files: the syntax, and a domain's settings with xl's meanings.
@@ -70,6 +74,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "XLConfigTests", dependencies: ["XLConfig"]),
         .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork", "KVM"]),
+        .testTarget(name: "XenRingsTests", dependencies: ["XenRings", "BlockStorage"]),
     ],
     swiftLanguageModes: [.v6]
 )

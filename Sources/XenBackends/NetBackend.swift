@@ -3,6 +3,7 @@ import Glibc
 import HostNetwork
 import Synchronization
 import XenPV
+import XenRings
 import XenStore
 
 /// netback: connects a PV guest's netfront to a TAP device, over the two
@@ -10,9 +11,11 @@ import XenStore
 /// event channel). Offered features are the minimum: no scatter-gather or
 /// GSO from the backend, so every received frame fits one granted page.
 ///
-/// As in blkback, each ring entry is copied out before it is checked, every
-/// grant goes through `PVDomain.claimGrant`, a bad packet is dropped and
-/// answered with an error, and a corrupt ring disconnects the device.
+/// As in blkback, the rings are handled in module XenRings (`NetRings`,
+/// fuzzed by scripts/fuzz-xen-rings.sh): each ring entry is copied out
+/// before it is checked, every grant goes through
+/// `PVDomain.claim(grant:writable:)`, a bad packet is dropped and answered
+/// with an error, and a corrupt ring disconnects the device.
 public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
     let domain: PVDomain
     let tap: TapDevice
@@ -25,11 +28,9 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
     private var state = XenBusState.initWait
 
     /// The connection, while there is one.
-    private var txRing: UnsafeMutableRawPointer?, rxRing: UnsafeMutableRawPointer?
+    private var rings: NetRings?
     private var txRef: UInt32 = 0, rxRef: UInt32 = 0
     private var port = 0
-    private var txConsumed: UInt32 = 0, txProduced: UInt32 = 0
-    private var rxConsumed: UInt32 = 0, rxProduced: UInt32 = 0
 
     /// One packet's bytes on their way from the guest to the TAP, or back.
     private let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536 + 4096, alignment: 64)
@@ -80,7 +81,7 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
         var fds = [pollfd(fd: wake.fileDescriptor, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: tap.fd, events: Int16(POLLIN), revents: 0)]
         while !stopping.load(ordering: .acquiring) {
-            let watchTap = rxRing != nil && rxRequestsWaiting
+            let watchTap = rings?.receiveBuffersPosted ?? false
             let n = poll(&fds, watchTap ? 2 : 1, -1)
             if n < 0 { if errno == EINTR { continue }; break }
             if fds[0].revents != 0 { wake.drain() }
@@ -88,8 +89,8 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
                 _ = watcher.drainMessages()
                 frontendStateChanged()
             }
-            if txRing != nil { serviceTransmit() }
-            if rxRing != nil { serviceReceive() }
+            if rings != nil { serviceTransmit() }
+            if rings != nil { serviceReceive() }
         }
         disconnect()
         watcher.close()
@@ -104,7 +105,7 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
 
     /// Follows the frontend through the handshake (`XenBusStep`).
     private func frontendStateChanged() {
-        switch XenBusStep.next(frontend: device.frontendState, backend: state, connected: txRing != nil) {
+        switch XenBusStep.next(frontend: device.frontendState, backend: state, connected: rings != nil) {
         case .connect: connect()
         case .disconnect(let then):
             disconnect()
@@ -125,24 +126,23 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
         guard let port = device.frontend("event-channel").flatMap({ Int($0) }) else { return refuse("no event-channel") }
         guard let txPage = domain.claimGrant(tx, writable: true) else { return refuse("tx-ring-ref \(tx) is not granted") }
         guard let rxPage = domain.claimGrant(rx, writable: true) else {
-            domain.releaseGrant(tx)
+            domain.releaseGrant(tx, writable: true)
             return refuse("rx-ring-ref \(rx) is not granted")
         }
         guard domain.bindBackend(port: port, device: index) else {
-            domain.releaseGrant(tx); domain.releaseGrant(rx)
+            domain.releaseGrant(tx, writable: true); domain.releaseGrant(rx, writable: true)
             return refuse("event channel \(port) is not an unbound port for domain 0")
         }
-        txRing = txPage; rxRing = rxPage; txRef = tx; rxRef = rx; self.port = port
-        txConsumed = 0; txProduced = 0; rxConsumed = 0; rxProduced = 0
+        rings = NetRings(tx: txPage, rx: rxPage); txRef = tx; rxRef = rx; self.port = port
         publish(.connected)
         serviceTransmit()
     }
 
     private func disconnect() {
-        guard txRing != nil else { return }
+        guard rings != nil else { return }
         domain.unbindBackend(port: port, device: index)
-        domain.releaseGrant(txRef); domain.releaseGrant(rxRef)
-        txRing = nil; rxRing = nil
+        domain.releaseGrant(txRef, writable: true); domain.releaseGrant(rxRef, writable: true)
+        rings = nil
     }
 
     private func report(_ line: String) {
@@ -150,217 +150,43 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
         _ = text.withCString { write(2, $0, strlen($0)) }
     }
 
-    private func corrupt(_ which: String, produced: UInt32, consumed: UInt32) {
-        report("vif \(tap.name): the frontend's \(which) ring is corrupt (request index \(produced), \(consumed) consumed): disconnecting")
+    private func corrupt(_ corruption: RingCorruption) {
+        report("vif \(tap.name): \(corruption): disconnecting")
         disconnect()
         publish(.closing)
     }
 
+    private func count(_ c: NetCounters) {
+        if c.packetsSent != 0 { packetsSent.add(c.packetsSent, ordering: .relaxed); bytesSent.add(c.bytesSent, ordering: .relaxed) }
+        if c.packetsReceived != 0 {
+            packetsReceived.add(c.packetsReceived, ordering: .relaxed); bytesReceived.add(c.bytesReceived, ordering: .relaxed)
+        }
+        if c.droppedPackets != 0 { droppedPackets.add(c.droppedPackets, ordering: .relaxed) }
+    }
+
     // MARK: Rings
 
-    /// Both rings: 64-byte header, then 256 entries (12 bytes on the transmit
-    /// ring, 8 on the receive ring).
-    static let ringEntries: UInt32 = 256, txEntryBytes = 12, rxEntryBytes = 8, entriesOffset = 64
-    /// Xen's limit on slots per transmitted packet (XEN_NETBK_LEGACY_SLOTS_MAX).
-    static let maxSlots = 18
-    /// NETTXF_* and NETIF_RSP_*.
-    static let csumBlank: UInt16 = 1, moreData: UInt16 = 4, extraInfo: UInt16 = 8
-    static let okay: Int16 = 0, error: Int16 = -1, null: Int16 = 1
-
-    /// Publishes responses up to `produced` and notifies if the frontend asked.
-    private func push(_ ring: UnsafeMutableRawPointer, from start: UInt32, to produced: UInt32) {
-        guard produced != start else { return }
-        ckvm_store_release32(ring + 8, produced)
-        ckvm_fence()
-        let event = (ring + 12).load(as: UInt32.self)
-        if produced &- event < produced &- start { domain.notifyFrontend(port: port, device: index) }
-    }
-
-    private func txSlot(_ i: UInt32) -> UnsafeMutableRawPointer {
-        txRing! + Self.entriesOffset + Int(i % Self.ringEntries) * Self.txEntryBytes
-    }
-
-    private func respondTransmit(id: UInt16, status: Int16) {
-        let out = txSlot(txProduced)
-        out.storeBytes(of: id, as: UInt16.self)
-        out.storeBytes(of: status, toByteOffset: 2, as: Int16.self)
-        txProduced &+= 1
-    }
-
-    /// Guest → TAP: gathers each packet's slots into `frame`, completes a
-    /// checksum the guest left to us, writes the frame to the TAP.
+    /// Guest → TAP (`NetRings.serviceTransmit`).
     private func serviceTransmit() {
-        var more = true
-        while more, let ring = txRing {
-            let produced = ckvm_load_acquire32(ring)
-            if produced &- txConsumed > Self.ringEntries { return corrupt("transmit", produced: produced, consumed: txConsumed) }
-            let start = txProduced
-            while txConsumed != produced {
-                transmitOne()
-                if txRing == nil { return }
-            }
-            push(ring, from: start, to: txProduced)
-            (ring + 4).storeBytes(of: txConsumed &+ 1, as: UInt32.self)      // req_event
-            ckvm_fence()
-            more = ckvm_load_acquire32(ring) != txConsumed
-        }
+        guard var r = rings else { return }
+        var counters = NetCounters()
+        let corruption = r.serviceTransmit(grants: domain, frame: frame, counters: &counters,
+                                           send: { tap.send($0) },
+                                           notify: { domain.notifyFrontend(port: port, device: index) })
+        rings = r
+        count(counters)
+        if let corruption { corrupt(corruption) }
     }
 
-    /// One transmit ring slot as the guest wrote it.
-    private struct TransmitSlot {
-        var gref: UInt32 = 0, offset = 0, size = 0, id: UInt16 = 0, isExtra = false
-    }
-
-    /// One packet: its first slot, any extra-info slots, then its fragments.
-    /// A packet that is malformed in its own bytes or grants is dropped and
-    /// answered with errors; one that breaks the ring's framing (more slots
-    /// than Xen allows, or slots not yet published) is a fatal frontend error.
-    private func transmitOne() {
-        withUnsafeTemporaryAllocation(of: TransmitSlot.self, capacity: Self.maxSlots) { slots in
-            var count = 0
-            var flags: UInt16 = 0, firstFlags: UInt16 = 0
-            let produced = ckvm_load_acquire32(txRing!)
-            func take() -> UnsafeMutableRawPointer? {
-                guard txConsumed != produced, count < Self.maxSlots else { return nil }
-                defer { txConsumed &+= 1 }
-                return txSlot(txConsumed)
-            }
-            repeat {
-                guard let s = take() else { return corrupt("transmit", produced: produced, consumed: txConsumed) }
-                flags = s.load(fromByteOffset: 6, as: UInt16.self)
-                slots[count] = TransmitSlot(gref: s.load(as: UInt32.self), offset: Int(s.load(fromByteOffset: 4, as: UInt16.self)),
-                                            size: Int(s.load(fromByteOffset: 10, as: UInt16.self)),
-                                            id: s.load(fromByteOffset: 8, as: UInt16.self))
-                count += 1
-                if count == 1 {
-                    firstFlags = flags
-                    var extraMore = flags & Self.extraInfo != 0
-                    while extraMore {      // GSO and the like (never offered): skipped
-                        guard let e = take() else { return corrupt("transmit", produced: produced, consumed: txConsumed) }
-                        extraMore = e.load(fromByteOffset: 1, as: UInt8.self) & 1 != 0
-                        slots[count] = TransmitSlot(isExtra: true)
-                        count += 1
-                    }
-                }
-            } while flags & Self.moreData != 0
-
-            // The first slot's size is the packet's; its own bytes are that less the fragments'.
-            var good = true
-            var firstBytes = slots[0].size
-            for i in 1..<count where !slots[i].isExtra { firstBytes -= slots[i].size }
-            var at = 0
-            if firstBytes < 0 { good = false }
-            for i in 0..<count where good && !slots[i].isExtra {
-                let length = i == 0 ? firstBytes : slots[i].size
-                let offset = slots[i].offset
-                guard offset + length <= 4096, at + length <= frame.count,
-                      let page = domain.claimGrant(slots[i].gref, writable: false) else { good = false; break }
-                (frame.baseAddress! + at).copyMemory(from: page + offset, byteCount: length)
-                domain.releaseGrant(slots[i].gref)
-                at += length
-            }
-            if good && at >= 14 {
-                let packet = UnsafeMutableRawBufferPointer(rebasing: frame[0..<at])
-                if firstFlags & Self.csumBlank != 0 { Checksum.complete(packet) }
-                if tap.send(UnsafeRawBufferPointer(packet)) {
-                    packetsSent.add(1, ordering: .relaxed); bytesSent.add(at, ordering: .relaxed)
-                } else {
-                    droppedPackets.add(1, ordering: .relaxed)
-                }
-            } else {
-                good = false
-                droppedPackets.add(1, ordering: .relaxed)
-            }
-            for i in 0..<count {
-                respondTransmit(id: slots[i].id, status: slots[i].isExtra ? Self.null : good ? Self.okay : Self.error)
-            }
-        }
-    }
-
-    /// Whether the guest has posted a receive buffer we have not used.
-    private var rxRequestsWaiting: Bool {
-        guard let ring = rxRing else { return false }
-        return ckvm_load_acquire32(ring) != rxConsumed
-    }
-
-    /// TAP → guest: one frame per posted buffer, copied to offset 0 of its page.
+    /// TAP → guest (`NetRings.serviceReceive`): one frame per posted buffer.
     private func serviceReceive() {
-        guard let ring = rxRing else { return }
-        let start = rxProduced
-        while true {
-            let produced = ckvm_load_acquire32(ring)
-            if produced &- rxConsumed > Self.ringEntries { return corrupt("receive", produced: produced, consumed: rxConsumed) }
-            if produced == rxConsumed {
-                // Ask to be told when buffers come, then look once more.
-                (ring + 4).storeBytes(of: rxConsumed &+ 1, as: UInt32.self)
-                ckvm_fence()
-                if ckvm_load_acquire32(ring) == rxConsumed { break }
-                continue
-            }
-            guard let n = tap.receive(into: frame) else { break }        // nothing on the TAP
-            let slot = ring + Self.entriesOffset + Int(rxConsumed % Self.ringEntries) * Self.rxEntryBytes
-            let id = slot.load(as: UInt16.self)
-            let gref = slot.load(fromByteOffset: 4, as: UInt32.self)
-            rxConsumed &+= 1
-            var status = Self.error
-            if n <= 4096, let page = domain.claimGrant(gref, writable: true) {
-                page.copyMemory(from: frame.baseAddress!, byteCount: n)
-                domain.releaseGrant(gref)
-                status = Int16(n)
-                packetsReceived.add(1, ordering: .relaxed); bytesReceived.add(n, ordering: .relaxed)
-            } else {
-                droppedPackets.add(1, ordering: .relaxed)
-            }
-            let out = ring + Self.entriesOffset + Int(rxProduced % Self.ringEntries) * Self.rxEntryBytes
-            out.storeBytes(of: id, as: UInt16.self)
-            out.storeBytes(of: UInt16(0), toByteOffset: 2, as: UInt16.self)     // offset
-            out.storeBytes(of: UInt16(0), toByteOffset: 4, as: UInt16.self)     // flags
-            out.storeBytes(of: status, toByteOffset: 6, as: Int16.self)
-            rxProduced &+= 1
-            if rxProduced &- start >= 64 { push(ring, from: start, to: rxProduced); return serviceReceive() }
-        }
-        push(ring, from: start, to: rxProduced)
-    }
-}
-
-/// Completes the Internet checksum of a frame whose TCP or UDP checksum the
-/// guest left partial (the pseudo-header sum in the field, NETTXF_csum_blank).
-enum Checksum {
-    static func complete(_ frame: UnsafeMutableRawBufferPointer) {
-        func be16(_ o: Int) -> Int { Int(frame[o]) << 8 | Int(frame[o + 1]) }
-        guard frame.count >= 14 else { return }
-        var l3 = 14, type = be16(12)
-        if type == 0x8100, frame.count >= 18 { type = be16(16); l3 = 18 }
-        let l4: Int, end: Int, proto: UInt8
-        switch type {
-        case 0x0800:
-            guard frame.count >= l3 + 20 else { return }
-            l4 = l3 + Int(frame[l3] & 0x0f) * 4
-            end = min(frame.count, l3 + be16(l3 + 2))
-            proto = frame[l3 + 9]
-        case 0x86dd:
-            guard frame.count >= l3 + 40 else { return }
-            l4 = l3 + 40
-            end = min(frame.count, l4 + be16(l3 + 4))
-            proto = frame[l3 + 6]
-        default:
-            return
-        }
-        let field: Int
-        switch proto {
-        case 6: field = l4 + 16
-        case 17: field = l4 + 6
-        default: return
-        }
-        guard field + 2 <= end else { return }
-        var sum = 0
-        var i = l4
-        while i + 1 < end { sum += be16(i); i += 2 }
-        if i < end { sum += Int(frame[i]) << 8 }
-        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
-        var result = ~sum & 0xffff
-        if proto == 17 && result == 0 { result = 0xffff }
-        frame[field] = UInt8(result >> 8)
-        frame[field + 1] = UInt8(result & 0xff)
+        guard var r = rings else { return }
+        var counters = NetCounters()
+        let corruption = r.serviceReceive(grants: domain, frame: frame, counters: &counters,
+                                          receive: { tap.receive(into: $0) },
+                                          notify: { domain.notifyFrontend(port: port, device: index) })
+        rings = r
+        count(counters)
+        if let corruption { corrupt(corruption) }
     }
 }

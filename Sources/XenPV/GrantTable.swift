@@ -1,5 +1,6 @@
 import CKVM
 import Synchronization
+import XenRings
 
 /// The domain's grant table (Xen's v1 layout, `grant_table.h`): frames of
 /// 8-byte entries `{ u16 flags; u16 domid; u32 frame }` in which the guest
@@ -13,48 +14,47 @@ public final class GrantTable: @unchecked Sendable {
     public static let maxFrames = 32
     public static let entriesPerFrame = 512
 
-    /// Entry flags (`GTF_*`).
-    static let permitAccess: UInt16 = 1, typeMask: UInt16 = 3
-    static let readOnly: UInt16 = 1 << 2, reading: UInt16 = 1 << 3, writing: UInt16 = 1 << 4
-
     /// Host pointer to frame 0; machine frame number of frame 0.
     let base: UnsafeMutableRawPointer
     let firstFrame: UInt64
     /// Frames the guest has set up so far (grows, never shrinks).
     let framesInUse = Atomic<Int>(0)
 
+    /// Claims per entry (`GrantEntries`), and the lock that serializes the
+    /// backends' threads' claims and releases.
+    private let pins: UnsafeMutablePointer<UInt64>
+    private let lock = Mutex<Void>(())
+
     init(base: UnsafeMutableRawPointer, firstFrame: UInt64) {
         self.base = base
         self.firstFrame = firstFrame
+        pins = .allocate(capacity: Self.maxFrames * Self.entriesPerFrame)
+        pins.initialize(repeating: 0, count: Self.maxFrames * Self.entriesPerFrame)
+    }
+
+    deinit { pins.deallocate() }
+
+    private var entries: GrantEntries {
+        GrantEntries(base: base, pins: pins, capacity: Self.maxFrames * Self.entriesPerFrame)
     }
 
     var frameNumbers: Range<UInt64> { firstFrame..<(firstFrame + UInt64(Self.maxFrames)) }
 
+    /// The entries the guest has set up.
+    var entryCount: Int { framesInUse.load(ordering: .acquiring) * Self.entriesPerFrame }
+
     /// Claims grant `ref` for the backend domain (0): checks that the guest
     /// permits domain 0 the access, marks the entry in use (so the guest's
     /// end-of-access sees it busy) and returns the granted guest frame.
-    func claim(_ ref: UInt32, writable: Bool) -> UInt64? {
-        guard Int(ref) < framesInUse.load(ordering: .acquiring) * Self.entriesPerFrame else { return nil }
-        let entry = base + Int(ref) * 8
-        var word = entry.load(as: UInt32.self)
-        while true {
-            let flags = UInt16(truncatingIfNeeded: word), domid = UInt16(truncatingIfNeeded: word >> 16)
-            guard flags & Self.typeMask == Self.permitAccess, domid == 0 else { return nil }
-            guard !writable || flags & Self.readOnly == 0 else { return nil }
-            let inUse = Self.reading | (writable ? Self.writing : 0)
-            let seen = ckvm_atomic_cmpxchg32(entry, word, word | UInt32(inUse))
-            if seen == word { break }
-            word = seen
-        }
-        // The frame is read after the flags are set, as Xen does: from then
-        // on the guest cannot take the grant back.
-        return UInt64((entry + 4).load(as: UInt32.self))
+    func claim(_ ref: UInt32, writable: Bool) -> Result<UInt64, GrantRefusal> {
+        let count = entryCount
+        return lock.withLock { _ in entries.claim(ref, writable: writable, entries: count) }
     }
 
-    /// Ends a claim: clears the in-use flags.
-    func release(_ ref: UInt32) {
-        guard Int(ref) < framesInUse.load(ordering: .acquiring) * Self.entriesPerFrame else { return }
-        _ = ckvm_atomic_and16(base + Int(ref) * 8, ~(Self.reading | Self.writing))
+    /// Ends one claim; the in-use flags go with the last claim that needs them.
+    func release(_ ref: UInt32, writable: Bool) {
+        let count = entryCount
+        lock.withLock { _ in entries.release(ref, writable: writable, entries: count) }
     }
 }
 

@@ -3,6 +3,7 @@ import Glibc
 import GuestImage
 import KVM
 import Synchronization
+import XenRings
 import XenStore
 
 /// What to build a PV domain from.
@@ -409,18 +410,22 @@ public final class PVDomain: @unchecked Sendable {
 
     /// The guest page grant `ref` names, claimed for domain 0, if the grant
     /// permits the access and names the guest's own RAM. The grant shows as
-    /// in use to the guest (it cannot end the access) until `releaseGrant`.
-    public func claimGrant(_ ref: UInt32, writable: Bool) -> UnsafeMutableRawPointer? {
-        guard let frame = grants.claim(ref, writable: writable) else { return nil }
-        guard mmu.withLock({ $0.owns(frame) }), let page = memory.pointer(frame << 12, length: 4096) else {
-            grants.release(ref)
-            return nil
+    /// in use to the guest (it cannot end the access) until `release(grant:writable:)`.
+    public func claim(grant ref: UInt32, writable: Bool) -> Result<UnsafeMutableRawPointer, GrantRefusal> {
+        let frame: UInt64
+        switch grants.claim(ref, writable: writable) {
+        case .success(let f): frame = f
+        case .failure(let why): return .failure(why)
         }
-        return page
+        guard mmu.withLock({ $0.owns(frame) }), let page = memory.pointer(frame << 12, length: 4096) else {
+            grants.release(ref, writable: writable)
+            return .failure(.frameNotGuestRAM(ref: ref, frame: frame))
+        }
+        return .success(page)
     }
 
-    /// Ends a claim `claimGrant` made.
-    public func releaseGrant(_ ref: UInt32) { grants.release(ref) }
+    /// Ends one claim `claim(grant:writable:)` made, with the same `writable`.
+    public func release(grant ref: UInt32, writable: Bool) { grants.release(ref, writable: writable) }
 
     func raiseVIRQ(_ virq: Int, vcpu: Int) {
         let port = events.withLock { $0.virqPorts[vcpu][virq] }
@@ -445,3 +450,6 @@ public final class PVDomain: @unchecked Sendable {
         return 0
     }
 }
+
+/// The backends claim the guest's grants through the domain.
+extension PVDomain: GrantMapper {}
