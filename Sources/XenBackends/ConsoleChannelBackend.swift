@@ -154,7 +154,7 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
         guard let port = device.frontend("port").flatMap({ Int($0) }) else { return refuse("port is not an event channel") }
         guard let page = domain.claimGrant(ref, writable: true) else { return refuse("ring-ref \(ref) is not a page granted to the backend") }
         guard domain.bindBackend(port: port, device: index) else {
-            domain.releaseGrant(ref)
+            domain.releaseGrant(ref, writable: true)
             return refuse("event channel \(port) is not an unbound port for domain 0")
         }
         ring = ConsoleRing(page: page)
@@ -171,7 +171,7 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
         guard ring != nil else { return }
         isConnected.store(false, ordering: .releasing)
         domain.unbindBackend(port: port, device: index)
-        domain.releaseGrant(ringRef)
+        domain.releaseGrant(ringRef, writable: true)
         ring = nil
         pendingInput.withLock { $0.removeAll(keepingCapacity: true) }
         if notify { client.channelDisconnected() }
