@@ -27,13 +27,15 @@ extension PVDomain: ControlTarget {
 
 extension HVMDomain: ControlTarget {
     func info() -> String {
-        "name=\(name) mode=hvm vcpus-online=\(vcpuCount) vcpus-max=\(vcpuCount)"
+        "name=\(name) mode=hvm vcpus-online=\(presentVCPUCount) vcpus-max=\(maxVCPUCount)"
             + " memory-target-kib=\(memoryBytes >> 10) memory-max-kib=\(memoryBytes >> 10)"
             + " memory-current-kib=\(memoryBytes >> 10)"
     }
 
+    /// ACPI CPU hotplug: the reply comes once the guest has been told (the
+    /// GED interrupt raised), not once it has acted, as for PV.
     func setVCPUs(_ count: Int) throws(ControlError) {
-        throw ControlError("vcpu-set: HVM guests have no vCPU hotplug yet (PV guests do)")
+        do { try setPresentVCPUs(count) } catch { throw ControlError(error.description) }
     }
 
     func setMemory(bytes: UInt64) throws(ControlError) {

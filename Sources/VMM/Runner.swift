@@ -73,10 +73,6 @@ public enum Runner {
             }
             storeSocket?.start()
         }
-        if options.mode == .hvm, let m = options.maxVCPUs, m != options.vcpus {
-            fail("--maxvcpus: vCPU hotplug is implemented for PV guests only")
-            return 1
-        }
         var control: ControlSocket?
         if let path = options.controlSocket {
             do {
@@ -125,7 +121,8 @@ public enum Runner {
                 case .hvm:
                     domain = try HVMDomain(
                         config: HVMConfig(name: options.name, memoryBytes: options.memoryBytes,
-                                          vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd,
+                                          vcpus: options.vcpus, maxVCPUs: options.maxVCPUs,
+                                          cmdline: cmdline, kernel: kernel, initrd: initrd,
                                           disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) }),
                         consoleOutput: { bytes in Terminal.writeOut(bytes) })
                 }
