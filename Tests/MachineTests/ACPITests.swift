@@ -334,6 +334,33 @@ import Testing
         #expect(compile == 0 && log.contains("0 Errors, 0 Warnings"), "iasl: \(log)")
     }
 
+    /// ACPICA's own interpreter (acpiexec) runs every method of the CPU
+    /// hotplug and the GED without an exception. Its SystemIO region is
+    /// simulated and reads 0: no CPU is present to it, so _STA is 0 and
+    /// _MAT a Local APIC entry for the CPU, not Enabled.
+    @Test(.enabled(if: access("/usr/bin/acpiexec", X_OK) == 0, "needs acpiexec: apt-get install acpica-tools"))
+    func acpiexecRunsTheHotplugMethods() throws {
+        let (dsdt, _) = try Self.dsdt(ACPIConfig(possibleCPUs: 4, enabledCPUs: 1))
+        var template = Array("/tmp/xenolith-acpiexec-XXXXXX".utf8CString)
+        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        defer { _ = system("rm -rf '\(directory)'") }
+        let file = try #require(fopen(directory + "/dsdt.dat", "wb"))
+        #expect(fwrite(dsdt.bytes, 1, dsdt.bytes.count, file) == dsdt.bytes.count)
+        fclose(file)
+        let commands = ["\\_SB.CPUS.C003._MAT", "\\_SB.CPUS.C000._STA", "\\_SB.CPUS.CSCN",
+                        "\\_SB.CPUS.C002._EJ0 1", "\\_SB.GED0._EVT 16"].map { "execute " + $0 }.joined(separator: "; ")
+        let status = system("cd '\(directory)' && timeout 60 acpiexec -b '\(commands)' dsdt.dat >log 2>&1")
+        let log = Self.readText(directory + "/log")
+        #expect(status == 0, "acpiexec: \(log)")
+        #expect(log.contains("0000: 00 08 03 03 00 00 00 00"), "_MAT of CPU 3: \(log)")
+        #expect(log.contains("Evaluation of \\_SB.CPUS.C000._STA returned") && log.contains("[Integer] = 0000000000000000"))
+        for method in ["CSCN", "C002._EJ0"] {
+            #expect(log.contains("No object was returned from evaluation of \\_SB.CPUS.\(method)"), "\(method): \(log)")
+        }
+        #expect(log.contains("No object was returned from evaluation of \\_SB.GED0._EVT"))
+        #expect(!log.contains("Exception") && !log.contains("AE_"), "acpiexec: \(log)")
+    }
+
     private static func readText(_ path: String) -> String {
         guard let f = fopen(path, "rb") else { return "" }
         defer { fclose(f) }
