@@ -16,7 +16,13 @@ final class HVMCPU: @unchecked Sendable {
     /// Whether the vCPU is in the machine (ACPI CPU hotplug). An absent
     /// vCPU's thread is parked outside KVM_RUN and uses no host CPU.
     private let present: Atomic<Bool>
-    private let threadReady = Atomic<Bool>(false)
+    /// Whether the thread can take a kick signal: a signal to a thread
+    /// that has exited (and been joined) would go to whatever thread now
+    /// has its ID, so kicks and the thread's exit take turns here. Hotplug
+    /// requests come from the control socket at any time, even while the
+    /// run ends.
+    private enum ThreadState { case notStarted, running, exited }
+    private let threadState = Mutex(ThreadState.notStarted)
     private var thread = pthread_t()
     private var pthread = pthread_t()
     private(set) var exits: UInt64 = 0
@@ -76,7 +82,7 @@ final class HVMCPU: @unchecked Sendable {
     /// the guest's INIT/SIPI (KVM's in-kernel local APIC handles both).
     func enter() {
         guard !present.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if threadReady.load(ordering: .acquiring) { pthread_kill(pthread, VCPU.kickSignal) }
+        kick()
     }
 
     /// Ejected (or withdrawn before the guest saw it): the thread leaves
@@ -86,13 +92,20 @@ final class HVMCPU: @unchecked Sendable {
     func leave() {
         guard present.exchange(false, ordering: .acquiringAndReleasing) else { return }
         vcpu.requestImmediateExit()
-        if threadReady.load(ordering: .acquiring) { pthread_kill(pthread, VCPU.kickSignal) }
+        kick()
+    }
+
+    /// Interrupts KVM_RUN or a park, if the thread is there to interrupt.
+    private func kick() {
+        threadState.withLock { state in
+            if state == .running { _ = pthread_kill(pthread, VCPU.kickSignal) }
+        }
     }
 
     func stop() {
         stopping.store(true, ordering: .releasing)
         vcpu.requestImmediateExit()
-        if threadReady.load(ordering: .acquiring) { pthread_kill(pthread, VCPU.kickSignal) }
+        kick()
     }
 
     private func threadMain() {
@@ -104,7 +117,8 @@ final class HVMCPU: @unchecked Sendable {
         }
         pthread = pthread_self()
         setThreadName()
-        threadReady.store(true, ordering: .releasing)
+        threadState.withLock { $0 = .running }
+        defer { threadState.withLock { $0 = .exited } }
         do {
             while !stopping.load(ordering: .acquiring) {
                 if !present.load(ordering: .acquiring) {
