@@ -327,13 +327,17 @@ public final class HVMDomain: @unchecked Sendable {
     /// at once (their threads run KVM_RUN, where the guest's INIT/SIPI
     /// finds them); removed ones stay until the guest ejects them. Either
     /// way the guest hears of it through the GED's interrupt, a pulse on
-    /// an edge-triggered I/O APIC input.
+    /// an edge-triggered I/O APIC input. The pulse is repeated while any
+    /// event is unacknowledged: an edge the guest missed (one raised after
+    /// its boot-time ACPI scan but before its GED driver was bound) is then
+    /// made good by asking again.
     public func setPresentVCPUs(_ count: Int) throws(HVMBuildError) {
         guard (1...maxVCPUCount).contains(count) else {
             throw HVMBuildError("vcpu-set \(count): this guest has 1 to \(maxVCPUCount) vCPUs (--maxvcpus)")
         }
         try hotplugRequests.withLock { _ throws(HVMBuildError) in
-            guard cpuHotplug.request(enabledCount: count) else { return }
+            _ = cpuHotplug.request(enabledCount: count)
+            guard cpuHotplug.hasPendingEvents else { return }
             // A vCPU withdrawn before the guest saw it leaves again.
             for (i, cpu) in cpus.enumerated() {
                 if cpuHotplug.status(cpu: i).contains(.enabled) { cpu.enter() } else { cpu.leave() }

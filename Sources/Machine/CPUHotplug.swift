@@ -119,6 +119,11 @@ public final class CPUHotplugController: PortDevice, @unchecked Sendable {
         }
     }
 
+    /// Whether an insert or removal waits for the guest to acknowledge it.
+    public var hasPendingEvents: Bool {
+        state.withLock { $0.cpus.contains { !$0.isDisjoint(with: [.insertPending, .removePending]) } }
+    }
+
     /// CPUs present now (enabled, whether or not the guest has onlined them).
     public var enabledCount: Int {
         state.withLock { $0.cpus.reduce(0) { $0 + ($1.contains(.enabled) ? 1 : 0) } }

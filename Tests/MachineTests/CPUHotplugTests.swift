@@ -36,7 +36,9 @@ import Testing
 
     @Test func addingMarksInsertPendingUntilTheGuestAcknowledges() {
         let c = CPUHotplugController(base: Self.base, possibleCPUs: 4, enabledCPUs: 1)
+        #expect(!c.hasPendingEvents)
         #expect(c.request(enabledCount: 3))
+        #expect(c.hasPendingEvents)
         #expect((0..<4).map { Self.status(c, $0) } == [.enabled, [.enabled, .insertPending], [.enabled, .insertPending], []])
         #expect(c.enabledCount == 3)
         // The same request again has nothing new for the guest.
@@ -44,6 +46,8 @@ import Testing
         Self.command(c, 1, CPUHotplugController.Command.acknowledgeInsert)
         #expect(Self.status(c, 1) == .enabled)
         #expect(Self.status(c, 2) == [.enabled, .insertPending])
+        Self.command(c, 2, CPUHotplugController.Command.acknowledgeInsert)
+        #expect(!c.hasPendingEvents)
         // Writing the enabled bit (or unknown bits) does nothing.
         Self.command(c, 3, 0xF1)
         #expect(Self.status(c, 3) == [])
