@@ -111,6 +111,50 @@ struct HVMHotplugTests {
         #expect(!FileManager.default.fileExists(atPath: socket))
     }
 
+    /// The Linux half on this host: Debian's 6.1 kernel runs its ACPI code
+    /// (at CPL0, so even a software-nested KVM runs it, slowly) before init.
+    /// Once its console is up (every driver before it, the GED's included,
+    /// has been bound), vcpu-set 3 must make its evged driver run _EVT and
+    /// CSCN, and its processor driver hot-add CPUs 1 and 2 from their _STA
+    /// and _MAT; vcpu-set 2 must make it eject CPU 2 (never onlined), whose
+    /// thread then parks. All before the kernel reaches init, where this
+    /// KVM stops it (status 4). About 20 minutes here, so opt-in.
+    @Test("Linux's ACPI takes vcpu-set 3 then 2 while it boots: CPUs hot-added, one ejected (slow: XENOLITH_SLOW_TESTS=1)",
+          .enabled(if: kitBuilt, "needs the guest kit: run scripts/build-kit.sh"),
+          .enabled(if: kvmIsSoftwareNested, "on hardware-assisted KVM the user-space test below covers this"),
+          .enabled(if: ProcessInfo.processInfo.environment["XENOLITH_SLOW_TESTS"] == "1",
+                   "slow test (about 20 minutes here): set XENOLITH_SLOW_TESTS=1"),
+          .timeLimit(.minutes(60)))
+    func linuxKernelTakesHotplugBeforeInit() throws {
+        let socket = ControlSocketTests.socketPath("hvm-kernel")
+        let seen = Locked<[String: String]>([:])
+        func record(_ key: String, _ value: String) { seen.set(seen.get().merging([key: value]) { $1 }) }
+        let r = try Xeno.run(["run", "--hvm", "--vcpus", "1", "--maxvcpus", "4", "--memory", "512M", "--control", socket,
+                              "--cmdline", "console=ttyS0 loglevel=7 i8042.noaux reboot=acpi"], timeout: 3000, hostSteps: [
+            (after: "ttyS0 at I/O 0x3f8", run: { _ in record("set3", ControlSocketTests.request(socket, "vcpu-set 3")) }),
+            (after: "CPU2 has been hot-added", run: { pid in
+                record("set2", ControlSocketTests.request(socket, "vcpu-set 2"))
+                var info = ""
+                for _ in 0..<240 {
+                    info = ControlSocketTests.request(socket, "info")
+                    if info.contains("vcpus-online=2") { break }
+                    usleep(500_000)
+                }
+                record("info", info)
+                record("vcpu2", Self.waitForThread(pid, 2, in: "128"))
+            }),
+        ])
+        let log = r.allLines
+        func has(_ s: String) -> Bool { log.contains { $0.contains(s) } }
+        let s = seen.get()
+        #expect(has("smpboot: Allowing 4 CPUs, 3 hotplug CPUs"), "console: \(log.suffix(20))")
+        #expect(s["set3"] == "ok vcpus=3" && s["set2"] == "ok vcpus=2", "\(s)")
+        #expect(has("CPU1 has been hot-added") && has("CPU2 has been hot-added"), "console: \(log.suffix(20))")
+        #expect(s["info"]?.contains("vcpus-online=2 vcpus-max=4") == true, "after vcpu-set 2: \(s["info"] ?? "")")
+        #expect(s["vcpu2"] == "128", "vCPU 2's thread once ejected: \(s["vcpu2"] ?? "")")
+        #expect(r.status == 4, "stderr: \(r.stderr)")
+    }
+
     /// What a Linux guest does with it: the ACPI processor driver takes the
     /// device check, the CPU becomes present and something in the guest
     /// onlines it (here the command; a udev rule in a distribution); on the
