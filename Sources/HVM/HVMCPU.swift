@@ -13,15 +13,25 @@ final class HVMCPU: @unchecked Sendable {
     let id: Int
     let vcpu: VCPU
     private let stopping = Atomic<Bool>(false)
-    private let threadReady = Atomic<Bool>(false)
+    /// Whether the vCPU is in the machine (ACPI CPU hotplug). An absent
+    /// vCPU's thread is parked outside KVM_RUN and uses no host CPU.
+    private let present: Atomic<Bool>
+    /// Whether the thread can take a kick signal: a signal to a thread
+    /// that has exited (and been joined) would go to whatever thread now
+    /// has its ID, so kicks and the thread's exit take turns here. Hotplug
+    /// requests come from the control socket at any time, even while the
+    /// run ends.
+    private enum ThreadState { case notStarted, running, exited }
+    private let threadState = Mutex(ThreadState.notStarted)
     private var thread = pthread_t()
     private var pthread = pthread_t()
     private(set) var exits: UInt64 = 0
 
-    init(domain: HVMDomain, id: Int, vcpu: VCPU) {
+    init(domain: HVMDomain, id: Int, vcpu: VCPU, present: Bool) {
         self.domain = domain
         self.id = id
         self.vcpu = vcpu
+        self.present = Atomic(present)
     }
 
     /// The boot processor's state at the kernel's 64-bit entry. The other
@@ -68,10 +78,34 @@ final class HVMCPU: @unchecked Sendable {
 
     func join() { pthread_join(thread, nil) }
 
+    /// Added: the thread goes (back) to KVM_RUN, where the vCPU waits for
+    /// the guest's INIT/SIPI (KVM's in-kernel local APIC handles both).
+    func enter() {
+        guard !present.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        kick()
+    }
+
+    /// Ejected (or withdrawn before the guest saw it): the thread leaves
+    /// KVM_RUN and parks. The guest offlined the CPU before ejecting it, so
+    /// nothing is lost; if it is added again, the guest starts it afresh
+    /// with INIT/SIPI.
+    func leave() {
+        guard present.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        vcpu.requestImmediateExit()
+        kick()
+    }
+
+    /// Interrupts KVM_RUN or a park, if the thread is there to interrupt.
+    private func kick() {
+        threadState.withLock { state in
+            if state == .running { _ = pthread_kill(pthread, VCPU.kickSignal) }
+        }
+    }
+
     func stop() {
         stopping.store(true, ordering: .releasing)
         vcpu.requestImmediateExit()
-        if threadReady.load(ordering: .acquiring) { pthread_kill(pthread, VCPU.kickSignal) }
+        kick()
     }
 
     private func threadMain() {
@@ -82,9 +116,15 @@ final class HVMCPU: @unchecked Sendable {
             return
         }
         pthread = pthread_self()
-        threadReady.store(true, ordering: .releasing)
+        setThreadName()
+        threadState.withLock { $0 = .running }
+        defer { threadState.withLock { $0 = .exited } }
         do {
             while !stopping.load(ordering: .acquiring) {
+                if !present.load(ordering: .acquiring) {
+                    parkWhileAbsent()
+                    continue
+                }
                 let exit = try vcpu.enter()
                 exits &+= 1
                 try handle(exit)
@@ -94,6 +134,20 @@ final class HVMCPU: @unchecked Sendable {
         } catch {
             domain.end(.crash("vCPU \(id): \(error)\n\(registerDump())"))
         }
+    }
+
+    /// Sleeps until the vCPU is added (or the run stops). A kick wakes it;
+    /// the timeout only bounds how long a lost kick could go unnoticed.
+    private func parkWhileAbsent() {
+        while !stopping.load(ordering: .acquiring) && !present.load(ordering: .acquiring) {
+            _ = VCPU.waitForKick(timeoutNanoseconds: 1_000_000_000)
+        }
+    }
+
+    /// "vcpu N" in /proc/PID/task/*/comm: which thread is which vCPU, for
+    /// `top -H` and for tests that check a removed vCPU's thread sleeps.
+    private func setThreadName() {
+        _ = pthread_setname_np(pthread, "vcpu \(id)")
     }
 
     struct HVMFailure: Error { let message: String }

@@ -12,7 +12,11 @@ import VirtioPCI
 public struct HVMConfig: Sendable {
     public var name: String
     public var memoryBytes: UInt64
+    /// vCPUs present at boot.
     public var vcpus: Int
+    /// vCPUs the guest can grow to while it runs (ACPI CPU hotplug); nil
+    /// means `vcpus`. All of them are KVM vCPUs from the start.
+    public var maxVCPUs: Int?
     public var cmdline: String
     public var kernel: GuestKernel
     public var initrd: [UInt8]?
@@ -23,12 +27,13 @@ public struct HVMConfig: Sendable {
     /// A virtio-vsock device, after virtio-rng.
     public var vsock: HVMVsock?
 
-    public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, cmdline: String,
+    public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, maxVCPUs: Int? = nil, cmdline: String,
                 kernel: GuestKernel, initrd: [UInt8]?, disks: [FlatFileDisk] = [], nics: [HVMNIC] = [],
                 vsock: HVMVsock? = nil) {
         self.name = name
         self.memoryBytes = memoryBytes
         self.vcpus = vcpus
+        self.maxVCPUs = maxVCPUs
         self.cmdline = cmdline
         self.kernel = kernel
         self.initrd = initrd
@@ -93,7 +98,9 @@ public final class HVMDomain: @unchecked Sendable {
     /// decompressed kernel and the initrd are tens of MiB the VMM need not keep.
     private var config: HVMConfig!
     public let name: String
-    public let vcpuCount: Int
+    /// vCPUs the guest can have (`maxVCPUs`): the KVM vCPUs, the MADT's
+    /// local APICs, the DSDT's processor devices.
+    public let maxVCPUCount: Int
     public let memoryBytes: UInt64
     let kvm: KVMSystem
     let vm: VirtualMachine
@@ -112,6 +119,11 @@ public final class HVMDomain: @unchecked Sendable {
     let console: @Sendable (UnsafeRawBufferPointer) -> Void
     /// The COM1 UART: the guest's console.
     private(set) var serial: Serial16550!
+    /// Which vCPUs are present, what the host asked for, the guest's
+    /// acknowledgements and ejections.
+    private(set) var cpuHotplug: CPUHotplugController!
+    /// vcpu-set requests, one at a time: each raises its own GED event.
+    private let hotplugRequests = Mutex<Void>(())
     /// Exits the VMM handled by emulating an instruction KVM's emulator failed on.
     let emulationFailures = Atomic<Int>(0)
 
@@ -132,15 +144,21 @@ public final class HVMDomain: @unchecked Sendable {
 
     /// The I/O APIC input the COM1 UART drives (ISA IRQ 4).
     static let serialIRQ: UInt32 = 4
+    /// The Generic Event Device's input: the DSDT's default.
+    static let eventIRQ: UInt32 = ACPIConfig(possibleCPUs: 1, enabledCPUs: 1).eventInterrupt
     /// Guest-physical page KVM may use for its real-mode TSS (Intel), and
     /// the identity-map page after it: in the PCI hole, outside RAM.
     static let kvmTSSAddress: UInt64 = 0xfffb_d000
 
     public init(config: HVMConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
         guard config.vcpus >= 1 else { throw HVMBuildError("at least one vCPU is needed") }
+        let maxVCPUs = config.maxVCPUs ?? config.vcpus
+        guard maxVCPUs >= config.vcpus, maxVCPUs <= ACPIConfig.maximumCPUs else {
+            throw HVMBuildError("\(maxVCPUs) possible vCPUs for \(config.vcpus) at boot: between \(config.vcpus) and \(ACPIConfig.maximumCPUs)")
+        }
         self.config = config
         name = config.name
-        vcpuCount = config.vcpus
+        maxVCPUCount = maxVCPUs
         memoryBytes = config.memoryBytes
         self.console = consoleOutput
         kvm = try KVMSystem()
@@ -164,9 +182,12 @@ public final class HVMDomain: @unchecked Sendable {
         try load()
 
         let policy = HVMCPUIDPolicy(supported: try kvm.supportedCPUID(), emulatedKernel: HVMCPUIDPolicy.kernelIsEmulated)
-        for i in 0..<config.vcpus {
+        // Every possible vCPU exists in KVM from the start (its local APIC
+        // can then take the guest's INIT/SIPI whenever it is added); those
+        // not present at boot have their threads parked until then.
+        for i in 0..<maxVCPUs {
             let vcpu = try vm.createVCPU(id: i)
-            let leaves = policy.entries(forVCPU: i, count: config.vcpus)
+            let leaves = policy.entries(forVCPU: i, count: maxVCPUs)
             if i == 0 && getenv("XENO_TRACE") != nil {
                 for e in leaves {
                     let line = "cpuid \(String(e.function, radix: 16)).\(e.index): \(String(e.eax, radix: 16)) \(String(e.ebx, radix: 16)) \(String(e.ecx, radix: 16)) \(String(e.edx, radix: 16))\n"
@@ -174,7 +195,7 @@ public final class HVMDomain: @unchecked Sendable {
                 }
             }
             try vcpu.setCPUID(leaves)
-            cpus.append(HVMCPU(domain: self, id: i, vcpu: vcpu))
+            cpus.append(HVMCPU(domain: self, id: i, vcpu: vcpu, present: i < config.vcpus))
         }
         try cpus[0].setBootState(entry: config.kernel.elf.entry)
         self.config = nil
@@ -209,6 +230,9 @@ public final class HVMDomain: @unchecked Sendable {
             },
             interrupt: { [weak self] high in try? self?.vm.setInterruptLine(Self.serialIRQ, high: high) })
         self.serial = serial
+        let hotplug = CPUHotplugController(possibleCPUs: config.maxVCPUs ?? config.vcpus, enabledCPUs: config.vcpus,
+                                           onEject: { [weak self] cpu in self?.cpus[cpu].leave() })
+        cpuHotplug = hotplug
         let pci = PCIHostBridge()
         try buildVirtioDevices(on: pci)
         let devices: [PortDevice] = [
@@ -217,6 +241,7 @@ public final class HVMDomain: @unchecked Sendable {
             CMOSClock(),
             pci,
             PowerControl(powerOff: { [weak self] in self?.end(.poweroff) }, reset: { [weak self] in self?.end(.reboot) }),
+            hotplug,
         ]
         for d in devices where !bus.register(d) {
             throw HVMBuildError("I/O ports \(d.ports) claimed twice")
@@ -315,7 +340,7 @@ public final class HVMDomain: @unchecked Sendable {
         }
         try write(cmdline + [0], at: BootLayout.commandLineAddress, what: "command line")
 
-        let acpi = ACPITables(config: ACPIConfig(possibleCPUs: config.vcpus, enabledCPUs: config.vcpus),
+        let acpi = ACPITables(config: ACPIConfig(possibleCPUs: config.maxVCPUs ?? config.vcpus, enabledCPUs: config.vcpus),
                               base: BootLayout.acpiAddress)
         guard acpi.bytes.count <= BootLayout.acpiLimit else { throw HVMBuildError("ACPI tables too large") }
         try write(acpi.bytes, at: acpi.base, what: "ACPI tables")
@@ -349,6 +374,40 @@ public final class HVMDomain: @unchecked Sendable {
         for c in cpus { c.join() }
         for d in virtioDevices { d.stop() }
         return exitReason ?? .stopped
+    }
+
+    // MARK: vCPU hotplug
+
+    /// vCPUs present now: those at boot, plus those added, minus those the
+    /// guest ejected.
+    public var presentVCPUCount: Int { cpuHotplug.enabledCount }
+
+    /// `vcpu-set`: the host wants vCPUs 0..<count. Added vCPUs are present
+    /// at once (their threads run KVM_RUN, where the guest's INIT/SIPI
+    /// finds them); removed ones stay until the guest ejects them. Either
+    /// way the guest hears of it through the GED's interrupt, a pulse on
+    /// an edge-triggered I/O APIC input. The pulse is repeated while any
+    /// event is unacknowledged: an edge the guest missed (one raised after
+    /// its boot-time ACPI scan but before its GED driver was bound) is then
+    /// made good by asking again.
+    public func setPresentVCPUs(_ count: Int) throws(HVMBuildError) {
+        guard (1...maxVCPUCount).contains(count) else {
+            throw HVMBuildError("vcpu-set \(count): this guest has 1 to \(maxVCPUCount) vCPUs (--maxvcpus)")
+        }
+        try hotplugRequests.withLock { _ throws(HVMBuildError) in
+            _ = cpuHotplug.request(enabledCount: count)
+            guard cpuHotplug.hasPendingEvents else { return }
+            // A vCPU withdrawn before the guest saw it leaves again.
+            for (i, cpu) in cpus.enumerated() {
+                if cpuHotplug.status(cpu: i).contains(.enabled) { cpu.enter() } else { cpu.leave() }
+            }
+            do {
+                try vm.setInterruptLine(Self.eventIRQ, high: true)
+                try vm.setInterruptLine(Self.eventIRQ, high: false)
+            } catch {
+                throw HVMBuildError("vcpu-set: raising the hotplug interrupt: \(error)")
+            }
+        }
     }
 
     /// Host input the UART had no room for yet.

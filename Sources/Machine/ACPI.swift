@@ -26,6 +26,14 @@ public struct ACPIConfig: Sendable, Equatable {
     public var resetPort: UInt16 = 0x602
     /// What the guest writes to `resetPort` to reset the machine.
     public var resetValue: UInt8 = 0x01
+    /// The CPU hotplug register block (`CPUHotplugController`) the DSDT's
+    /// processor devices read and write.
+    public var cpuHotplugPort: UInt16 = CPUHotplugController.defaultBase
+    /// The I/O APIC input of the Generic Event Device, which the VMM pulses
+    /// when a CPU hotplug event is pending. Above the ISA IRQs (0...15), so
+    /// no legacy driver or ISA override can claim it; below 24, the I/O
+    /// APIC's pin count.
+    public var eventInterrupt: UInt32 = 16
     /// The host bridge's 32-bit MMIO window for BARs: the PCI hole from
     /// 3 GiB up to, not including, the I/O APIC and local APIC pages (and
     /// 0xF000_0000..., kept free for a future MMCONFIG area).
@@ -57,6 +65,7 @@ public struct ACPIConfig: Sendable, Equatable {
         precondition((1...possibleCPUs).contains(enabledCPUs), "ACPI: enabledCPUs \(enabledCPUs) out of range")
         precondition(Int(ioAPICID) >= possibleCPUs && ioAPICID != 0xFF,
                      "ACPI: I/O APIC ID \(ioAPICID) clashes with a local APIC ID")
+        precondition(eventInterrupt < 24, "ACPI: GED interrupt \(eventInterrupt) is not an I/O APIC input (0...23)")
         precondition(!pciMemoryWindow.overlaps(Self.page(at: ioAPICAddress))
                      && !pciMemoryWindow.overlaps(Self.page(at: localAPICAddress)),
                      "ACPI: the PCI memory window overlaps the I/O APIC or local APIC")

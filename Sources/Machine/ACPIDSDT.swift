@@ -6,6 +6,8 @@
 ///         Scope (\_SB) {
 ///             Device (PCI0) { _HID, _CID, _SEG, _BBN, _UID, _CRS }
 ///             Device (COM1) { _HID, _UID, _CRS }
+///             Device (CPUS) { ... C000, C001, ...: see `cpuHotplug` }
+///             Device (GED0) { _HID "ACPI0013", _UID, _CRS, _EVT }
 ///         }
 ///     }
 enum DSDT {
@@ -16,7 +18,8 @@ enum DSDT {
     static let pciConfigPortCount: UInt8 = 8
 
     static func table(config: ACPIConfig) -> [UInt8] {
-        let aml = softOff + AML.scope("\\_SB_", [pciHostBridge(config: config), com1(config: config)])
+        let aml = softOff + AML.scope("\\_SB_", [pciHostBridge(config: config), com1(config: config),
+                                                  cpuHotplug(config: config), eventDevice(config: config)])
         return SystemDescriptionTable.make(signature: "DSDT", revision: revision, config: config, body: aml)
     }
 

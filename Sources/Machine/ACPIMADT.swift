@@ -26,7 +26,11 @@ enum MADT {
 
     /// Local APIC flags (Table 5.23). Online Capable (MADT revision 5) is
     /// for a CPU that is not enabled at boot but may be brought up later;
-    /// Linux ignores a disabled CPU without it.
+    /// Linux ignores a disabled CPU without it. Linux 6.1 (acpi_parse_lapic)
+    /// registers an Online Capable entry as a disabled CPU, and
+    /// prefill_possible_map makes enabled + disabled CPUs the possible ones:
+    /// so every `possibleCPUs` entry is a CPU the guest can hot-add (through
+    /// the DSDT's processor devices, whose `_MAT` then says Enabled).
     enum LocalAPICFlag {
         static let enabled: UInt32 = 1 << 0
         static let onlineCapable: UInt32 = 1 << 1

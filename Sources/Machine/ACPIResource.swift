@@ -13,6 +13,7 @@ enum ResourceDescriptor {
     enum LargeTag {
         static let dwordAddressSpace: UInt8 = 0x87
         static let wordAddressSpace: UInt8 = 0x88
+        static let extendedInterrupt: UInt8 = 0x89
     }
 
     /// Address space resource types (Table 6.44).
@@ -48,6 +49,19 @@ enum ResourceDescriptor {
         }
         var d = [SmallTag.irqNoFlags]
         d.appendLittleEndian(mask)
+        return d
+    }
+
+    /// `Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi }`
+    /// (§6.4.3.6): one global system interrupt a device raises. Flags: bit 0
+    /// consumer, bit 1 edge-triggered, bit 2 active low (clear), bit 3
+    /// shared (clear). Edge: the VMM pulses the line, and a hardware-reduced
+    /// machine has no register a guest could acknowledge a level with.
+    static func edgeInterrupt(gsi: UInt32) -> [UInt8] {
+        var d = [LargeTag.extendedInterrupt]
+        d.appendLittleEndian(UInt16(6))                          // length of what follows
+        d += [0b11, 1]                                           // consumer, edge; one interrupt
+        d.appendLittleEndian(gsi)
         return d
     }
 

@@ -29,13 +29,15 @@ extension HVMDomain: ControlTarget {
     /// memory-current-kib counts what the device freed; balloon-actual-kib
     /// is the balloon's size as the guest's driver reports it.
     func info() -> String {
-        "name=\(name) mode=hvm vcpus-online=\(vcpuCount) vcpus-max=\(vcpuCount)"
+        "name=\(name) mode=hvm vcpus-online=\(presentVCPUCount) vcpus-max=\(maxVCPUCount)"
             + " memory-target-kib=\(memoryTargetBytes >> 10) memory-max-kib=\(memoryBytes >> 10)"
             + " memory-current-kib=\(currentMemoryBytes >> 10) balloon-actual-kib=\(balloonActualBytes >> 10)"
     }
 
+    /// ACPI CPU hotplug: the reply comes once the guest has been told (the
+    /// GED interrupt raised), not once it has acted, as for PV.
     func setVCPUs(_ count: Int) throws(ControlError) {
-        throw ControlError("vcpu-set: HVM guests have no vCPU hotplug yet (PV guests do)")
+        do { try setPresentVCPUs(count) } catch { throw ControlError(error.description) }
     }
 
     func setMemory(bytes: UInt64) throws(ControlError) {

@@ -107,10 +107,6 @@ public enum Runner {
             }
             storeSocket?.start()
         }
-        if options.mode == .hvm, let m = options.maxVCPUs, m != options.vcpus {
-            fail("--maxvcpus: vCPU hotplug is implemented for PV guests only")
-            return 1
-        }
         // PV guests get a guest agent channel (console/1), for `exec`.
         let agent = options.mode == .pv ? GuestAgent() : nil
         var control: ControlSocket?
@@ -179,7 +175,8 @@ public enum Runner {
                 case .hvm:
                     domain = try HVMDomain(
                         config: HVMConfig(name: options.name, memoryBytes: options.memoryBytes,
-                                          vcpus: options.vcpus, cmdline: cmdline, kernel: kernel, initrd: initrd,
+                                          vcpus: options.vcpus, maxVCPUs: options.maxVCPUs,
+                                          cmdline: cmdline, kernel: kernel, initrd: initrd,
                                           disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) },
                                           vsock: vsock),
                         consoleOutput: { bytes in Terminal.writeOut(bytes) })

@@ -167,6 +167,11 @@ import Testing
             config.pciMemoryWindow = 0xC000_0000...0xFEFF_FFFF     // covers the I/O APIC
             _ = ACPITables(config: config, base: 0xE_0000)
         }
+        await #expect(processExitsWith: .failure) {
+            var config = ACPIConfig(possibleCPUs: 1, enabledCPUs: 1)
+            config.eventInterrupt = 24                           // the I/O APIC has pins 0...23
+            _ = ACPITables(config: config, base: 0xE_0000)
+        }
     }
 
     // MARK: DSDT
@@ -178,6 +183,8 @@ import Testing
         let (dsdt, terms) = try Self.dsdt(ACPIConfig(possibleCPUs: cpus, enabledCPUs: cpus))
         #expect(dsdt.signature == "DSDT")
         #expect(terms.map(\.name) == ["_S5_", "\\_SB_"])
+        guard case .scope(_, let devices) = terms.last else { return }
+        #expect(devices.map(\.name) == ["PCI0", "COM1", "CPUS", "GED0"])
     }
 
     @Test func dsdtNamesSoftOffAsSleepType5() throws {
@@ -220,6 +227,151 @@ import Testing
             .init(type: 1, generalFlags: 0x0C, minimum: 0x0D00, maximum: 0xFFFF, length: 0xF300),
             .init(type: 0, generalFlags: 0x0C, minimum: 0xC000_0000, maximum: 0xEFFF_FFFF, length: 0x3000_0000),
         ])
+    }
+
+    @Test(arguments: [(1, 1), (4, 2), (32, 1), (254, 254)])
+    func dsdtHasAProcessorDeviceForEveryPossibleCPU(possible: Int, enabled: Int) throws {
+        let (_, terms) = try Self.dsdt(ACPIConfig(possibleCPUs: possible, enabledCPUs: enabled))
+        let cpus = try #require(terms.device("CPUS", inScope: "\\_SB_"))
+        #expect(cpus.named("_HID") == .string("ACPI0010"))
+        #expect(cpus.named("_CID") == .integer(0x050A_D041))                  // EisaId("PNP0A05")
+        let processors = cpus.children.filter { if case .device = $0 { true } else { false } }
+        #expect(processors.map(\.name) == (0..<possible).map { DSDT.processorName($0) })
+        for (i, p) in processors.enumerated() {
+            #expect(p.named("_HID") == .string("ACPI0007"))
+            #expect(p.named("_UID") == .integer(UInt64(i)))
+            // _STA and _MAT: Return (CSTA (i)) and Return (CMAT (i)), no arguments.
+            #expect(p.method("_STA")?.flags == 0 && p.method("_STA")?.body == [0xA4] + Array("CSTA".utf8) + AML.integer(UInt64(i)))
+            #expect(p.method("_MAT")?.flags == 0 && p.method("_MAT")?.body == [0xA4] + Array("CMAT".utf8) + AML.integer(UInt64(i)))
+            // Every CPU but the boot CPU can be ejected: CEJ_ (i), one argument.
+            if i == 0 {
+                #expect(p.method("_EJ0") == nil)
+            } else {
+                #expect(p.method("_EJ0")?.flags == 1 && p.method("_EJ0")?.body == Array("CEJ_".utf8) + AML.integer(UInt64(i)))
+            }
+        }
+        // CTFY notifies CPU Arg0 with Arg1: one If per CPU.
+        let ctfy = try #require(cpus.method("CTFY"))
+        #expect(ctfy.flags == 0b1010)                                         // Serialized, 2 arguments
+        for i in [0, possible - 1] {
+            let notify: [UInt8] = [0x86] + Array(DSDT.processorName(i).utf8) + [0x69]   // Notify (Cxxx, Arg1)
+            #expect(ctfy.body.firstRange(of: notify) != nil, "CTFY notifies CPU \(i)")
+        }
+        let cscn = try #require(cpus.method("CSCN"))
+        #expect(cscn.body.firstRange(of: [0x95, 0x60] + AML.integer(UInt64(possible))) != nil, "While (Local0 < \(possible))")
+    }
+
+    @Test func dsdtCPUMethodsUseTheHotplugRegisters() throws {
+        var config = ACPIConfig(possibleCPUs: 4, enabledCPUs: 2)
+        config.cpuHotplugPort = 0x0CD8
+        let (_, terms) = try Self.dsdt(config)
+        let cpus = try #require(terms.device("CPUS", inScope: "\\_SB_"))
+        let objects = cpus.children
+        #expect(objects.contains(.mutex("CPLK")))
+        #expect(objects.contains(.region("PRST", space: 1, offset: 0x0CD8, length: 12)))
+        // WriteAsZeros (2 << 5), DWord then Byte access; CPEN..CEJ0 are bits 0...3 of +4.
+        #expect(objects.contains(.field("PRST", flags: 0x43, units: [.init(name: "CSEL", bits: 32)])))
+        #expect(objects.contains(.field("PRST", flags: 0x41, units: [
+            .init(name: "", bits: 32), .init(name: "CPEN", bits: 1), .init(name: "CINS", bits: 1),
+            .init(name: "CRMV", bits: 1), .init(name: "CEJ0", bits: 1),
+        ])))
+        let csta = try #require(cpus.method("CSTA"))
+        #expect(csta.flags == 0b1001)                                         // Serialized, 1 argument
+        let acquire: [UInt8] = [0x5B, 0x23] + Array("CPLK".utf8) + [0xFF, 0xFF]
+        let release: [UInt8] = [0x5B, 0x27] + Array("CPLK".utf8)
+        #expect(csta.body.starts(with: acquire + [0x70, 0x68] + Array("CSEL".utf8)), "Acquire, then CSEL = Arg0")
+        #expect(csta.body.firstRange(of: release + [0xA4, 0x60]) != nil, "Release, then Return (Local0)")
+        let cej = try #require(cpus.method("CEJ_"))
+        #expect(cej.body == acquire + [0x70, 0x68] + Array("CSEL".utf8) + [0x70, 0x01] + Array("CEJ0".utf8) + release)
+        let cscn = try #require(cpus.method("CSCN"))
+        #expect(cscn.flags == 0b1000)
+        // CTFY (Local0, 1) then CINS = One; CTFY (Local0, 3) then CRMV = One: notify first, then acknowledge.
+        #expect(cscn.body.firstRange(of: Array("CTFY".utf8) + [0x60, 0x01, 0x70, 0x01] + Array("CINS".utf8)) != nil)
+        #expect(cscn.body.firstRange(of: Array("CTFY".utf8) + [0x60, 0x0A, 0x03, 0x70, 0x01] + Array("CRMV".utf8)) != nil)
+        // _MAT's template: a Local APIC entry, Enabled (byte 4) set only when CSTA says present.
+        let cmat = try #require(cpus.method("CMAT"))
+        #expect(cmat.body.starts(with: [0x70, 0x11, 0x0B, 0x0A, 0x08, 0x00, 0x08, 0, 0, 0, 0, 0, 0, 0x60]))
+        #expect(cmat.body.firstRange(of: [0x70, 0x01, 0x88, 0x60, 0x0A, 0x04, 0x00]) != nil, "Local0 [4] = One")
+    }
+
+    @Test func dsdtHasAGenericEventDeviceOnTheHotplugInterrupt() throws {
+        var config = ACPIConfig(possibleCPUs: 2, enabledCPUs: 1)
+        config.eventInterrupt = 20
+        let (_, terms) = try Self.dsdt(config)
+        let ged = try #require(terms.device("GED0", inScope: "\\_SB_"))
+        #expect(ged.named("_HID") == .string("ACPI0013"))
+        #expect(ged.named("_UID") == .integer(0))
+        let crs = try #require(ged.named("_CRS")?.bufferBytes)
+        // Extended interrupt: length 6, consumer + edge, active high, exclusive; one GSI, 20.
+        #expect(try ResourceWalk.descriptors(crs) == [[0x89, 0x06, 0x00, 0x03, 0x01, 20, 0, 0, 0]])
+        let evt = try #require(ged.method("_EVT"))
+        #expect(evt.flags == 1 && evt.body == [0x5C, 0x2F, 3] + Array("_SB_CPUSCSCN".utf8))
+    }
+
+    /// acpica-tools' disassembler reads the DSDT back to ASL without a
+    /// complaint, and its compiler turns that ASL into AML again without an
+    /// error or warning: the AML is well-formed in ACPICA's eyes, not only
+    /// in this file's decoder's.
+    @Test(.enabled(if: access("/usr/bin/iasl", X_OK) == 0, "needs iasl: apt-get install acpica-tools"))
+    func iaslDisassemblesAndRecompilesTheDSDT() throws {
+        let (dsdt, _) = try Self.dsdt(ACPIConfig(possibleCPUs: 8, enabledCPUs: 2))
+        var template = Array("/tmp/xenolith-iasl-XXXXXX".utf8CString)
+        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        defer { _ = system("rm -rf '\(directory)'") }
+        let file = try #require(fopen(directory + "/dsdt.dat", "wb"))
+        #expect(fwrite(dsdt.bytes, 1, dsdt.bytes.count, file) == dsdt.bytes.count)
+        fclose(file)
+        let disassembly = system("cd '\(directory)' && iasl -d dsdt.dat >log-d 2>&1")
+        #expect(disassembly == 0)
+        let asl = Self.readText(directory + "/dsdt.dsl")
+        for expected in ["Device (C007)", "\"ACPI0007\"", "\"ACPI0013\"", "Method (_EJ0, 1", "Notify (C007, Arg1)",
+                         "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive", "Field (PRST, ByteAcc, NoLock, WriteAsZeros)"] {
+            #expect(asl.contains(expected), "the disassembly has \(expected)")
+        }
+        #expect(!Self.readText(directory + "/log-d").lowercased().contains("error"))
+        let compile = system("cd '\(directory)' && cp dsdt.dsl again.asl && iasl again.asl >log-c 2>&1")
+        let log = Self.readText(directory + "/log-c")
+        #expect(compile == 0 && log.contains("0 Errors, 0 Warnings"), "iasl: \(log)")
+    }
+
+    /// ACPICA's own interpreter (acpiexec) runs every method of the CPU
+    /// hotplug and the GED without an exception. Its SystemIO region is
+    /// simulated and reads 0: no CPU is present to it, so _STA is 0 and
+    /// _MAT a Local APIC entry for the CPU, not Enabled.
+    @Test(.enabled(if: access("/usr/bin/acpiexec", X_OK) == 0, "needs acpiexec: apt-get install acpica-tools"))
+    func acpiexecRunsTheHotplugMethods() throws {
+        let (dsdt, _) = try Self.dsdt(ACPIConfig(possibleCPUs: 4, enabledCPUs: 1))
+        var template = Array("/tmp/xenolith-acpiexec-XXXXXX".utf8CString)
+        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        defer { _ = system("rm -rf '\(directory)'") }
+        let file = try #require(fopen(directory + "/dsdt.dat", "wb"))
+        #expect(fwrite(dsdt.bytes, 1, dsdt.bytes.count, file) == dsdt.bytes.count)
+        fclose(file)
+        let commands = ["\\_SB.CPUS.C003._MAT", "\\_SB.CPUS.C000._STA", "\\_SB.CPUS.CSCN",
+                        "\\_SB.CPUS.C002._EJ0 1", "\\_SB.GED0._EVT 16"].map { "execute " + $0 }.joined(separator: "; ")
+        let status = system("cd '\(directory)' && timeout 60 acpiexec -b '\(commands)' dsdt.dat >log 2>&1")
+        let log = Self.readText(directory + "/log")
+        #expect(status == 0, "acpiexec: \(log)")
+        #expect(log.contains("0000: 00 08 03 03 00 00 00 00"), "_MAT of CPU 3: \(log)")
+        #expect(log.contains("Evaluation of \\_SB.CPUS.C000._STA returned") && log.contains("[Integer] = 0000000000000000"))
+        for method in ["CSCN", "C002._EJ0"] {
+            #expect(log.contains("No object was returned from evaluation of \\_SB.CPUS.\(method)"), "\(method): \(log)")
+        }
+        #expect(log.contains("No object was returned from evaluation of \\_SB.GED0._EVT"))
+        #expect(!log.contains("Exception") && !log.contains("AE_"), "acpiexec: \(log)")
+    }
+
+    private static func readText(_ path: String) -> String {
+        guard let f = fopen(path, "rb") else { return "" }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The DSDT of `config` and its top-level AML objects.
@@ -300,6 +452,42 @@ import Testing
         let data = Array(template.dropFirst(4))
         #expect(data.prefix(4) == [0x22, 0x10, 0x00, 0x79])
         #expect(data.reduce(0, &+) == 0)
+    }
+
+    @Test func methodsAndControlFlowEncodeAsASLCompilersDo() {
+        // Method (M000, 2, Serialized) { Return (Arg1) }: flags = 2 args | Serialized.
+        #expect(AML.method("M000", arguments: 2, serialized: true, [AML.return(AML.arg(1))])
+                == [0x14, 0x08] + Array("M000".utf8) + [0x0A, 0xA4, 0x69])
+        #expect(AML.method("_STA", [AML.return(AML.integer(0x0F))]) == [0x14, 0x09] + Array("_STA".utf8) + [0x00, 0xA4, 0x0A, 0x0F])
+        // If ((Local0 == One)) { Local1 = 0x0F }
+        #expect(AML.if(AML.equal(AML.local(0), AML.integer(1)), [AML.store(AML.integer(0x0F), into: AML.local(1))])
+                == [0xA0, 0x08, 0x93, 0x60, 0x01, 0x70, 0x0A, 0x0F, 0x61])
+        // While ((Local0 < 4)) { Local0++ }
+        #expect(AML.while(AML.less(AML.local(0), AML.integer(4)), [AML.increment(AML.local(0))])
+                == [0xA2, 0x07, 0x95, 0x60, 0x0A, 0x04, 0x75, 0x60])
+        #expect(AML.notify("C001", AML.integer(3)) == [0x86] + Array("C001".utf8) + [0x0A, 0x03])
+        #expect(AML.call("CSTA", [AML.arg(0)]) == Array("CSTA".utf8) + [0x68])
+        #expect(AML.index(AML.local(0), AML.integer(4)) == [0x88, 0x60, 0x0A, 0x04, 0x00])
+        #expect(AML.and(AML.local(0), AML.integer(1)) == [0x7B, 0x60, 0x01, 0x00])
+        #expect(AML.string("ACPI0007") == [0x0D] + Array("ACPI0007".utf8) + [0x00])
+    }
+
+    @Test func mutexesRegionsAndFieldsEncodeAsASLCompilersDo() {
+        #expect(AML.mutex("CPLK") == [0x5B, 0x01] + Array("CPLK".utf8) + [0x00])
+        #expect(AML.acquire("CPLK") == [0x5B, 0x23] + Array("CPLK".utf8) + [0xFF, 0xFF])
+        #expect(AML.release("CPLK") == [0x5B, 0x27] + Array("CPLK".utf8))
+        #expect(AML.operationRegion("PRST", space: .systemIO, offset: 0x610, length: 12)
+                == [0x5B, 0x80] + Array("PRST".utf8) + [0x01, 0x0B, 0x10, 0x06, 0x0A, 0x0C])
+        // Field (PRST, ByteAcc, NoLock, WriteAsZeros) { Offset (4), CPEN, 1, CINS, 1 }
+        #expect(AML.field("PRST", access: .byte, [.reserved(bits: 32), .named("CPEN", bits: 1), .named("CINS", bits: 1)])
+                == [0x5B, 0x81, 0x12] + Array("PRST".utf8) + [0x41, 0x00, 0x20] + Array("CPEN".utf8) + [0x01]
+                   + Array("CINS".utf8) + [0x01])
+        // A field's length counts bits only, not its own bytes (unlike a PkgLength).
+        #expect(AML.encodedLength(63) == [0x3F])
+        #expect(AML.encodedLength(64) == [0x40, 0x04])
+        #expect(AML.encodedLength(0xFFF) == [0x4F, 0xFF])
+        #expect(AML.encodedLength(0x1000) == [0x80, 0x00, 0x01])
+        #expect(ResourceDescriptor.edgeInterrupt(gsi: 16) == [0x89, 0x06, 0x00, 0x03, 0x01, 0x10, 0x00, 0x00, 0x00])
     }
 
     // MARK: Dumping for iasl
@@ -448,15 +636,42 @@ private indirect enum AMLObject: Equatable {
     case integer(UInt64)
     case package([AMLObject])
     case buffer([UInt8])
+    case string(String)
     case name(String, AMLObject)
     case scope(String, [AMLObject])
     case device(String, [AMLObject])
+    /// A method's name, flags and undecoded body.
+    case method(String, flags: UInt8, body: [UInt8])
+    case mutex(String)
+    case region(String, space: UInt8, offset: UInt64, length: UInt64)
+    /// A Field's region, flags and units: (name, bits), "" for reserved bits.
+    case field(String, flags: UInt8, units: [FieldUnit])
+
+    struct FieldUnit: Equatable {
+        var name: String
+        var bits: Int
+    }
 
     var name: String? {
         switch self {
-        case .name(let n, _), .scope(let n, _), .device(let n, _): n
+        case .name(let n, _), .scope(let n, _), .device(let n, _), .method(let n, _, _), .mutex(let n),
+             .region(let n, _, _, _):
+            n
         default: nil
         }
+    }
+
+    var children: [AMLObject] {
+        switch self {
+        case .scope(_, let c), .device(_, let c): c
+        default: []
+        }
+    }
+
+    /// In a device or scope: the method `name`'s flags and body.
+    func method(_ name: String) -> (flags: UInt8, body: [UInt8])? {
+        for case .method(let n, let flags, let body) in children where n == name { return (flags, body) }
+        return nil
     }
 
     var bufferBytes: [UInt8]? {
@@ -551,10 +766,49 @@ private struct AMLDecoder {
         case 0x10:
             let end = try packageEnd()
             return .scope(try nameString(), try terms(until: end))
-        case 0x5B:
-            guard try byte() == 0x82 else { throw ParseError("unexpected extended opcode at \(offset - 1)") }
+        case 0x14:
             let end = try packageEnd()
-            return .device(try nameString(), try terms(until: end))
+            let name = try nameString()
+            let flags = try byte()
+            guard offset <= end else { throw ParseError("method \(name) overruns its PkgLength") }
+            defer { offset = end }
+            return .method(name, flags: flags, body: Array(bytes[offset..<end]))
+        case 0x5B:
+            switch try byte() {
+            case 0x82:
+                let end = try packageEnd()
+                return .device(try nameString(), try terms(until: end))
+            case 0x01:
+                let name = try nameString()
+                _ = try byte()                                   // SyncFlags
+                return .mutex(name)
+            case 0x80:
+                let name = try nameString()
+                let space = try byte()
+                guard case .integer(let start) = try dataObject(), case .integer(let length) = try dataObject() else {
+                    throw ParseError("OperationRegion \(name): offset and length are not integers")
+                }
+                return .region(name, space: space, offset: start, length: length)
+            case 0x81:
+                let end = try packageEnd()
+                let region = try nameString()
+                let flags = try byte()
+                var units: [AMLObject.FieldUnit] = []
+                while offset < end {
+                    if bytes[offset] == 0 {
+                        offset += 1
+                        units.append(.init(name: "", bits: try packageLength()))
+                    } else {
+                        var segment: [UInt8] = []
+                        for _ in 0..<4 { segment.append(try byte()) }
+                        units.append(.init(name: String(decoding: segment, as: UTF8.self), bits: try packageLength()))
+                    }
+                }
+                guard offset == end else { throw ParseError("Field list overruns its PkgLength") }
+                return .field(region, flags: flags, units: units)
+            default:
+                throw ParseError("unexpected extended opcode at \(offset - 1)")
+            }
         case let op:
             throw ParseError("unexpected opcode 0x\(String(op, radix: 16)) at \(offset - 1)")
         }
@@ -568,6 +822,14 @@ private struct AMLDecoder {
         case 0x0B: return .integer(try little(2))
         case 0x0C: return .integer(try little(4))
         case 0x0E: return .integer(try little(8))
+        case 0x0D:
+            var chars: [UInt8] = []
+            while true {
+                let c = try byte()
+                if c == 0 { break }
+                chars.append(c)
+            }
+            return .string(String(decoding: chars, as: UTF8.self))
         case 0x11:
             let end = try packageEnd()
             guard case .integer(let size) = try dataObject(), size == UInt64(max(0, end - offset)) else {
