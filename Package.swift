@@ -45,14 +45,16 @@ let package = Package(
         // Xen split-driver backends in the VMM (blkback, netback), over xenstore and grants.
         .target(name: "XenBackends", dependencies: ["XenPV", "XenRings", "XenStore", "BlockStorage", "HostNetwork", "CKVM"]),
         // Assembles a guest from options, runs vCPU threads, console, lifecycle.
-        .target(name: "VMM", dependencies: ["XenPV", "XenBackends", "BlockStorage", "HostNetwork", "HVM", "KVM"]),
+        // Unix stream sockets (Glibc only): the VMM's, xenod's and the CLI's.
+        .target(name: "UnixSockets"),
+        .target(name: "VMM", dependencies: ["UnixSockets", "XenPV", "XenBackends", "BlockStorage", "HostNetwork", "HVM", "KVM"]),
         // xl.cfg files: the syntax, and a domain's settings with xl's meanings.
         .target(name: "XLConfig"),
         // The host daemon's core: domains as VMM processes, their records, the HTTP API.
-        .target(name: "Host", dependencies: ["XLConfig"]),
+        .target(name: "Host", dependencies: ["XLConfig", "UnixSockets"]),
         .executableTarget(name: "xenod", dependencies: ["Host"]),
         // xl's verbs for `xeno`: a client of xenod's API (no Foundation).
-        .target(name: "Toolstack"),
+        .target(name: "Toolstack", dependencies: ["UnixSockets"]),
         .executableTarget(name: "xeno", dependencies: ["VMM", "Toolstack"]),
         // The split virtqueue every virtio device model shares: ring setup,
         // validated descriptor chains, used ring, notification suppression.

@@ -1,4 +1,5 @@
 import Foundation
+import UnixSockets
 import XLConfig
 
 /// The host's domains: each runs in a VMM process of its own (`xeno run`,
@@ -379,30 +380,12 @@ struct ProcessUsage {
 /// One request line to a VMM's control socket and its one-line reply.
 enum ControlChannel {
     static func request(path: String, line: String) throws -> String {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HostError("socket: \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try UnixSocket.connect(path: path) } catch { throw HostError("VMM control socket: \(error)", status: 503) }
         defer { Glibc.close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw HostError("socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { throw HostError("VMM control socket \(path): \(String(cString: strerror(errno)))", status: 503) }
-        let message = Array((line + "\n").utf8)
-        var sent = 0
-        while sent < message.count {
-            let n = message[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw HostError("VMM control socket \(path): send failed", status: 503) }
-            sent += n
+        UnixSocket.setReceiveTimeout(fd, seconds: 10)
+        guard UnixSocket.sendAll(fd, Array((line + "\n").utf8)) else {
+            throw HostError("VMM control socket \(path): send failed", status: 503)
         }
         var reply: [UInt8] = []
         var byte: UInt8 = 0

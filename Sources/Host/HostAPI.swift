@@ -1,4 +1,5 @@
 import Foundation
+import UnixSockets
 
 /// xenod's HTTP/JSON API (docs/openapi.yaml describes it):
 ///
@@ -99,24 +100,8 @@ public struct HostAPI: Sendable {
 /// Listens on a Unix socket (mode 0600) and serves the API there.
 public enum HostDaemon {
     public static func serve(socketPath: String, api: HostAPI) throws -> Never {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HostError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw HostError("socket path too long: \(socketPath)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        unlink(socketPath)
-        let oldMask = umask(0o177)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(oldMask)
-        guard bound == 0 else { throw HostError("cannot bind \(socketPath): \(String(cString: strerror(errno)))") }
-        guard listen(fd, 128) == 0 else { throw HostError("cannot listen on \(socketPath): \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try UnixSocket.listen(path: socketPath, what: "API socket") } catch { throw HostError(error.description) }
         HTTPServer(listener: fd) { api.handle($0) }.serve()
         throw HostError("accept failed on \(socketPath): \(String(cString: strerror(errno)))")
     }

@@ -1,4 +1,5 @@
 import Glibc
+import UnixSockets
 
 /// `xeno`'s xl verbs: each one request to xenod's API on its Unix socket
 /// (`$XENOD_SOCKET`, default /run/xenolith/xenod.sock), its answer printed
@@ -108,34 +109,16 @@ struct ToolstackError: Error, CustomStringConvertible {
 /// status becomes an error carrying the server's `error` text.
 enum HTTPClient {
     static func request(socket path: String, method: String, path target: String, body: String? = nil) throws -> JSONValue {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ToolstackError("socket: \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try UnixSocket.connect(path: path) } catch {
+            throw ToolstackError("cannot reach xenod: \(error) (is xenod running? XENOD_SOCKET sets the path)")
+        }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw ToolstackError("socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
-            throw ToolstackError("cannot reach xenod at \(path): \(String(cString: strerror(errno))) (is xenod running? XENOD_SOCKET sets the path)")
-        }
         let payload = Array((body ?? "").utf8)
         var message = Array("\(method) \(target) HTTP/1.1\r\nHost: xenod\r\nContent-Length: \(payload.count)\r\n".utf8)
         if body != nil { message += Array("Content-Type: application/json\r\n".utf8) }
         message += Array("\r\n".utf8) + payload
-        var sent = 0
-        while sent < message.count {
-            let n = message[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ToolstackError("xenod hung up") }
-            sent += n
-        }
+        guard UnixSocket.sendAll(fd, message) else { throw ToolstackError("xenod hung up") }
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 8192)
         while response.count < 8 << 20 {

@@ -1,4 +1,5 @@
 import Glibc
+import UnixSockets
 
 /// `xeno ctl SOCKET REQUEST...`: sends one request line to a running
 /// guest's control socket and prints the reply line.

@@ -1,4 +1,5 @@
 import Glibc
+import UnixSockets
 import Synchronization
 
 /// `xeno run --control PATH`: a Unix socket (mode 0600) taking one request
@@ -21,7 +22,7 @@ final class ControlSocket: @unchecked Sendable {
     init(path: String, agent: GuestAgent?) throws(RunError) {
         self.path = path
         self.agent = agent
-        listener = try UnixSocket.listen(path: path, what: "control socket")
+        do { listener = try UnixSocket.listen(path: path, what: "control socket") } catch { throw RunError(error.description) }
     }
 
     deinit {

@@ -1,4 +1,5 @@
 import Glibc
+import UnixSockets
 
 /// `xeno exec [--timeout SECONDS] (NAME | --control PATH) [--] COMMAND...`:
 /// runs COMMAND (words joined by spaces, as ssh does) with `sh -c` in a

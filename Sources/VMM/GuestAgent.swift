@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import UnixSockets
 import Synchronization
 import XenBackends
 

@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import UnixSockets
 import GuestImage
 import HVM
 import BlockStorage

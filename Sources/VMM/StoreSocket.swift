@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import UnixSockets
 import Synchronization
 import XenStore
 
@@ -17,7 +18,8 @@ final class StoreSocket: @unchecked Sendable {
 
     init(path: String) throws(RunError) {
         self.path = path
-        let fd = try UnixSocket.listen(path: path, what: "xenstore socket")
+        let fd: Int32
+        do { fd = try UnixSocket.listen(path: path, what: "xenstore socket") } catch { throw RunError(error.description) }
         listener = fd
     }
 
