@@ -62,7 +62,8 @@ class Guest:
         self.expect(b"xenolith login: ", 600)
         self.send("root")
         self.expect(b"root@xenolith:~# ", 60)
-        self.send(f"ip addr add {GUEST_IP}/24 dev eth0; ip link set eth0 up; stty -echo")
+        # udev names the netfront NIC enX0 in the Debian system (eth0 in the kit).
+        self.send(f"nic=$(ls /sys/class/net | grep -v '^lo$' | head -1); ip addr add {GUEST_IP}/24 dev $nic; ip link set $nic up; stty -echo")
         self.expect(b"root@xenolith:~# ", 60)
 
     def send(self, line):
@@ -119,6 +120,8 @@ def iperf_server(address):
 def iperf_mbps(text):
     start = text.index("{")
     data = json.loads(text[start:text.rindex("}") + 1])
+    if "error" in data:
+        raise RuntimeError(f"iperf3: {data['error']}")
     return data["end"]["sum_received"]["bits_per_second"] / 1e6
 
 def main():
