@@ -65,7 +65,14 @@ seed grants '\x02\x0c\x02\x0a\x05\x80\x01\x00\x03\x0a\x00\x00\x05\x00\x00\x0d\x0
 export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 # Every crash found so far must stay fixed (each is also a unit test in
 # Tests/XenRingsTests/FuzzRegressionTests.swift).
-replays=(scripts/fuzz-xen-rings-crashes/*)
+# They are kept as hex text (nothing binary in the repository) and decoded here.
+mkdir -p "$work/replays"
+replays=()
+for hex in scripts/fuzz-xen-rings-crashes/*.hex; do
+    out="$work/replays/$(basename "$hex" .hex)"
+    python3 -c 'import sys; open(sys.argv[2], "wb").write(bytes.fromhex(open(sys.argv[1]).read().strip()))' "$hex" "$out"
+    replays+=("$out")
+done
 echo "fuzz-xen-rings: replaying ${#replays[@]} earlier crashes"
 if ! SWIFT_BACKTRACE=enable=no "$binary" "${replays[@]}" > "$work/replay.log" 2>&1; then
     grep -E 'Fatal error|ERROR:|Running:' "$work/replay.log" >&2
