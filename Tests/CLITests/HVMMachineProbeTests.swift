@@ -159,7 +159,7 @@ struct ProbeRun {
             .appendingPathComponent("guests/hvm/\(name).S").path
         let base = NSTemporaryDirectory() + "xeno-probe-\(getpid())-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: base + ".o") }
-        for argv in [["/usr/bin/as", "-o", base + ".o", source],
+        for argv in [["/usr/bin/as", "-I", URL(fileURLWithPath: source).deletingLastPathComponent().path, "-o", base + ".o", source],
                      ["/usr/bin/ld", "-N", "-static", "-e", "_start", "-Ttext=0x200000", "-o", base + ".elf", base + ".o"]] {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: argv[0])

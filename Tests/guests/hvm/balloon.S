@@ -251,34 +251,7 @@ hex:
     pop rcx
     ret
 
-newline:
-    mov dil, 10
-    jmp putc
-
-# puts: rsi = NUL-terminated string. Keeps everything but rsi, rdi.
-puts:
-    mov dil, [rsi]
-    test dil, dil
-    jz 41f
-    call putc
-    inc rsi
-    jmp puts
-41: ret
-
-# putc: dil. Waits for the transmitter holding register. Keeps everything.
-putc:
-    push rax
-    push rdx
-    mov dx, 0x3fd
-40: in al, dx
-    test al, 0x20
-    jz 40b
-    mov dx, 0x3f8
-    mov al, dil
-    out dx, al
-    pop rdx
-    pop rax
-    ret
+    .include "serial.inc"
 
 s_hello:    .asciz "BALLOON-GUEST\n"
 s_filled:   .asciz "FILLED\n"

@@ -208,34 +208,7 @@ nibble:
 32: mov dil, al
     jmp putc
 
-newline:
-    mov dil, 10
-    jmp putc
-
-# puts: rsi = NUL-terminated string.
-puts:
-    mov dil, [rsi]
-    test dil, dil
-    jz 41f
-    call putc
-    inc rsi
-    jmp puts
-41: ret
-
-# putc: dil. Waits for the transmitter holding register.
-putc:
-    push rax
-    push rdx
-    mov dx, 0x3fd
-40: in al, dx
-    test al, 0x20
-    jz 40b
-    mov dx, 0x3f8
-    mov al, dil
-    out dx, al
-    pop rdx
-    pop rax
-    ret
+    .include "serial.inc"
 
 # The APs' code, copied to TRAMPOLINE: real mode, CS = 0x300. Marks
 # AP_FLAGS[APIC ID] and halts with interrupts off for good.
