@@ -69,14 +69,7 @@ public final class BlockBackend: PVDeviceBackend, @unchecked Sendable {
 
     /// Starts the backend's thread.
     public func start() {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { arg in
-            let backend = Unmanaged<BlockBackend>.fromOpaque(arg!).takeRetainedValue()
-            backend.threadMain()
-            return nil
-        }, box)
-        pthread_detach(thread)
+        startBackendThread { self.threadMain() }
     }
 
     /// Ends the thread (the domain is gone).

@@ -96,13 +96,7 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
     }
 
     public func start() {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { arg in
-            Unmanaged<ConsoleChannelBackend>.fromOpaque(arg!).takeRetainedValue().threadMain()
-            return nil
-        }, box)
-        pthread_detach(thread)
+        startBackendThread { self.threadMain() }
     }
 
     public func stop() {

@@ -61,13 +61,7 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
     public func frontendNotified() { wake.signal() }
 
     public func start() {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { arg in
-            Unmanaged<NetBackend>.fromOpaque(arg!).takeRetainedValue().threadMain()
-            return nil
-        }, box)
-        pthread_detach(thread)
+        startBackendThread { self.threadMain() }
     }
 
     public func stop() {
