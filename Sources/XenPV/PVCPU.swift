@@ -82,7 +82,10 @@ final class PVCPU: @unchecked Sendable {
     /// Set while the vCPU sleeps in SCHEDOP_poll: a masked port it polls wakes it.
     let polling = Atomic<Bool>(false)
     let blockedNow = Atomic<Bool>(false)
+    /// The vCPU's POSIX timer. Its id is 0 for the process's first timer,
+    /// which Swift sees as a nil pointer, so `hasTimer` says whether it exists.
     private var timer: timer_t?
+    private var hasTimer = false
     private var pthread = pthread_t()
     private let pthreadReady = Atomic<Bool>(false)
 
@@ -189,8 +192,11 @@ final class PVCPU: @unchecked Sendable {
         threadID.store(ckvm_gettid(), ordering: .releasing)
         pthreadReady.store(true, ordering: .releasing)
         var t: timer_t? = nil
-        if ckvm_thread_timer_create(ckvm_gettid(), VCPU.kickSignal, &t) == 0 { timer = t }
-        defer { if let timer { timer_delete(timer) } }
+        if ckvm_thread_timer_create(ckvm_gettid(), VCPU.kickSignal, &t) == 0 {
+            timer = t
+            hasTimer = true
+        }
+        defer { if hasTimer { timer_delete(timer) } }
 
         while !stopping.load(ordering: .acquiring) && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
@@ -283,9 +289,11 @@ final class PVCPU: @unchecked Sendable {
                 // Kicked inside the trampoline, or between a `syscall` and the
                 // landing page's doorbell store (a state this KVM cannot take a register
                 // reload in): let it reach its exit, and look again soon.
-                if timerDeadline == 0 || timerDeadline > domain.time.systemTime + 100_000 {
-                    armTimer(at: domain.time.systemTime + 50_000)
-                }
+                // Always: the kick just taken may have been the guest's own
+                // deadline firing, and the trampoline can return to guest
+                // user space without another exit, so a vCPU that then never
+                // blocks (a busy loop) would never see its timer again.
+                armTimer(at: domain.time.systemTime + 50_000)
                 return
             }
             // Guest code at CPL3 (IF is always set there): take it into the
@@ -574,7 +582,7 @@ final class PVCPU: @unchecked Sendable {
     /// "look again soon"; `armedFor` says which it is set for, so the guest's
     /// deadline is re-armed after a short look.
     func armTimer(at systemTime: UInt64) {
-        guard let timer else { return }
+        guard hasTimer else { return }
         armedFor = systemTime
         ckvm_timer_arm_absolute(timer, systemTime &+ domain.time.bootMonotonic)
     }
@@ -582,7 +590,7 @@ final class PVCPU: @unchecked Sendable {
     func setTimer(deadline: UInt64) {
         timerDeadline = deadline
         if deadline == 0 {
-            if let timer { ckvm_timer_arm_absolute(timer, 0) }
+            if hasTimer { ckvm_timer_arm_absolute(timer, 0) }
             armedFor = 0
         } else {
             armTimer(at: max(deadline, 1))
