@@ -13,6 +13,8 @@ public final class DomainManager: @unchecked Sendable {
         public var runDirectory = "/run/xenolith"
         /// The `xeno` binary that runs each VMM.
         public var xenoBinary: String
+        /// The cgroup (in each controller's hierarchy) the domains' cgroups are made under.
+        public var cgroupGroup = "xenolith"
         public init(xenoBinary: String) { self.xenoBinary = xenoBinary }
     }
 
@@ -35,19 +37,25 @@ public final class DomainManager: @unchecked Sendable {
 
     let paths: Paths
     let store: DomainStore
-    private let lock = NSLock()
-    private var domains: [String: Domain] = [:]
+    let lock = NSLock()
+    var domains: [String: Domain] = [:]
     /// Names being created: a second create of the same name is refused at once.
     private var reserved: Set<String> = []
-    private let log: @Sendable (String) -> Void
+    let log: @Sendable (String) -> Void
+    /// Credit scheduling (weight, cap, cpus) through the cpu cgroup
+    /// controller; nil on a host without one (then they are not applied).
+    let cgroups: CPUCgroups?
 
     public init(paths: Paths, log: @escaping @Sendable (String) -> Void) throws {
         self.paths = paths
         self.log = log
         store = try DomainStore(directory: paths.stateDirectory)
+        cgroups = CPUCgroups.detect(group: paths.cgroupGroup)
+        if cgroups == nil { log("no cpu cgroup controller on this host: cpu_weight, cap and cpus are not applied") }
         try FileManager.default.createDirectory(atPath: paths.runDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         adoptRunningDomains()
+        adoptCgroups()
         let monitor = Thread { [weak self] in
             while let self {
                 self.reapEnded()
@@ -118,8 +126,21 @@ public final class DomainManager: @unchecked Sendable {
                                   pid: 0, controlPath: "\(paths.runDirectory)/\(config.name).ctl",
                                   consolePath: "\(paths.runDirectory)/\(config.name).console", created: Date().timeIntervalSince1970)
         record.pid = try startVMM(config: config, record: record)
+        record.weight = config.weight
+        record.cap = config.cap
+        do { try placeInCgroup(record, cpus: config.cpus) } catch {
+            kill(record.pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(record.pid, &status, 0)
+            removeCgroup(config.name)
+            unlink(record.controlPath)
+            throw error
+        }
         let domain = Domain(record: record, config: config, isChild: true)
-        try waitUntilAnswering(domain)
+        do { try waitUntilAnswering(domain) } catch {
+            removeCgroup(config.name)
+            throw error
+        }
         if config.memoryMiB < config.maxMemoryMiB {
             // Xen boots the guest with `memory` and lets it balloon up to
             // `maxmem`; here it boots with maxmem and the balloon takes the
@@ -252,11 +273,9 @@ public final class DomainManager: @unchecked Sendable {
         }
     }
 
-    /// Stops the guest cleanly: the VMM takes SIGTERM as a user's ^C.
+    /// Stops the guest cleanly: cleanShutdown (DomainManager+Verbs.swift).
     public func shutdown(_ name: String) throws {
-        try withDomain(name) { d in
-            _ = kill(d.record.pid, SIGTERM)
-        }
+        _ = try cleanShutdown(name)
     }
 
     public func setVCPUs(_ name: String, _ count: Int) throws -> String {
@@ -273,12 +292,14 @@ public final class DomainManager: @unchecked Sendable {
             guard size.utf8.count <= 32, size.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
                 throw HostError("mem-set: '\(size.prefix(32))' is not a size", status: 400)
             }
+            try checkMemoryTarget(d, size)
             return try control(d, "mem-set \(size)")
         }
     }
 
-    private func forget(_ d: Domain, why: String) {
+    func forget(_ d: Domain, why: String) {
         unlink(d.record.controlPath)
+        removeCgroup(d.record.name)
         store.remove(d.record.name)
         lock.withLock { _ = domains.removeValue(forKey: d.record.name) }
         log("domain \(d.record.name) (id \(d.record.id)): \(why)")
@@ -351,7 +372,7 @@ public final class DomainManager: @unchecked Sendable {
         return Listing(name: d.record.name, id: d.record.id, pid: d.record.pid,
                        mode: fields["mode"] ?? d.config.type.rawValue,
                        memoryMiB: fields["memory-target-kib"].flatMap(Int.init).map { $0 >> 10 } ?? d.config.memoryMiB,
-                       maxMemoryMiB: d.config.maxMemoryMiB,
+                       maxMemoryMiB: d.record.maxMemoryMiB ?? d.config.maxMemoryMiB,
                        vcpus: fields["vcpus-online"].flatMap(Int.init) ?? d.config.vcpus,
                        maxVCPUs: d.config.maxVCPUs, state: state,
                        cpuSeconds: usage?.cpuSeconds ?? 0, residentBytes: usage?.residentBytes ?? 0,

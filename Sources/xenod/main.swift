@@ -6,11 +6,12 @@ import Host
 /// directory, re-adopts running VMMs when it restarts, and serves the
 /// HTTP/JSON API on a Unix socket.
 let usage = """
-usage: xenod [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--xeno PATH]
+usage: xenod [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--xeno PATH] [--cgroup NAME]
   --socket     the API socket (default /run/xenolith/xenod.sock, mode 0600)
   --state-dir  domain records (default /var/lib/xenolith)
   --run-dir    VMM control sockets and console logs (default /run/xenolith)
   --xeno       the xeno binary that runs each VMM (default: beside xenod)
+  --cgroup     the cgroup each domain's cgroup is made under (default xenolith)
 
 """
 
@@ -33,6 +34,11 @@ while !args.isEmpty {
     case "--state-dir": paths.stateDirectory = value
     case "--run-dir": paths.runDirectory = value
     case "--xeno": paths.xenoBinary = value
+    case "--cgroup":
+        guard !value.isEmpty, !value.hasPrefix("/"), !value.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+            fail("--cgroup: '\(value)' is not a cgroup name (a relative path, no . or ..)")
+        }
+        paths.cgroupGroup = value
     default: fail("unknown option '\(flag)'\n\(usage)")
     }
 }
