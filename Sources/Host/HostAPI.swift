@@ -19,6 +19,7 @@ public struct HostAPI: Sendable {
     func handle(_ r: HTTPServer.Request) -> HTTPServer.Response {
         let parts = r.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         do {
+            if let answer = try verbRoute(r, parts) { return answer }
             switch (r.method, parts.count, parts.first) {
             case ("GET", 1, "metrics"):
                 return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4", body: Data(metrics().utf8))

@@ -5,7 +5,7 @@ import UnixSockets
 /// (`$XENOD_SOCKET`, default /run/xenolith/xenod.sock), its answer printed
 /// the way xl prints it.
 public enum Toolstack {
-    public static let verbs: Set<String> = ["create", "list", "destroy", "shutdown", "vcpu-set", "mem-set"]
+    public static let verbs: Set<String> = Set(["create", "list", "destroy", "shutdown", "vcpu-set", "mem-set"]).union(hostVerbs)
 
     public static let usage = """
            xeno create CONFIG          start a domain from an xl.cfg file (through xenod)
@@ -15,7 +15,7 @@ public enum Toolstack {
            xeno vcpu-set NAME N        set the vCPUs online (up to maxvcpus)
            xeno mem-set NAME SIZE      set the memory target (balloon)
 
-    """
+    """ + hostVerbsUsage
 
     static var socketPath: String {
         if let p = getenv("XENOD_SOCKET") { return String(cString: p) }
@@ -53,6 +53,7 @@ public enum Toolstack {
                 _ = try HTTPClient.request(socket: socketPath, method: "POST", path: "/v1/domains/\(escape(args[0]))/mem-set",
                                            body: "{\"memory\":\(JSONValue.quote(args[1]))}")
             default:
+                if hostVerbs.contains(verb) { return try runHostVerb(verb, args) }
                 throw ToolstackError("usage:\n" + usage)
             }
             return 0

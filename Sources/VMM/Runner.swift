@@ -134,6 +134,9 @@ public enum Runner {
             }
         }
         defer { namedControl?.removeSocketFile() }
+        // With --name, the console is also on a socket (`xeno console NAME`).
+        let consoleSocket = nameClaimed ? ConsoleSocket.open(name: options.name) : nil
+        defer { consoleSocket?.removeSocketFile() }
         let terminal = Terminal()
         var status: Int32 = 0
         while true {
@@ -156,7 +159,7 @@ public enum Runner {
                         config: PVDomainConfig(name: options.name, memoryBytes: options.memoryBytes,
                                                vcpus: options.vcpus, maxVCPUs: options.maxVCPUs,
                                                cmdline: cmdline, kernel: kernel, initrd: initrd),
-                        consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                        consoleOutput: { bytes in Terminal.writeOut(bytes); consoleSocket?.output(bytes) })
                     for (i, disk) in disks.enumerated() {
                         backends.append(try BlockBackend(domain: pv, disk: disk, diskIndex: i))
                     }
@@ -180,7 +183,7 @@ public enum Runner {
                                           cmdline: cmdline, kernel: kernel, initrd: initrd,
                                           disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) },
                                           vsock: vsock),
-                        consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                        consoleOutput: { bytes in Terminal.writeOut(bytes); consoleSocket?.output(bytes) })
                 }
             } catch {
                 terminal.restore()
@@ -189,6 +192,7 @@ public enum Runner {
             }
             control?.serve(domain as? any ControlTarget)
             namedControl?.serve(domain as? any ControlTarget)
+            consoleSocket?.serve(domain)
             let input = ConsoleInput(domain: domain, terminal: terminal)
             input.start()
             let signals = SignalWatcher(domain: domain)
@@ -199,6 +203,7 @@ public enum Runner {
             signals.finish()
             control?.serve(nil)
             namedControl?.serve(nil)
+            consoleSocket?.serve(nil)
             input.stop()
             for b in backends { b.stop() }
             for n in nics { n.stop() }
