@@ -44,7 +44,8 @@ final class PVCPU: @unchecked Sendable {
     var runstate = Runstate.offline
     var runstateEntry: UInt64 = 0
     var runstateTimes: [UInt64] = [0, 0, 0, 0]
-    private var lastRunDelay: UInt64 = 0
+    /// The thread's time on a host CPU (schedstat run_ns) at the last runstate change.
+    private var lastHostRunTime: UInt64 = 0
     private var schedstatFD: Int32 = -1
     private var doorbellChecked = false
     /// Set on a doorbell entry: the segments the vCPU still has at CPL3. A
@@ -201,7 +202,7 @@ final class PVCPU: @unchecked Sendable {
         while !stopping.load(ordering: .acquiring) && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
         }
-        lastRunDelay = hostRunDelay()
+        lastHostRunTime = hostRunTime()
         runstateEntry = domain.time.systemTime
         runstate = .running
         do {
@@ -616,21 +617,25 @@ final class PVCPU: @unchecked Sendable {
     /// something else: steal), blocked, offline.
     enum Runstate: Int { case running = 0, runnable = 1, blocked = 2, offline = 3 }
 
-    /// Moves to `new`, charging the time since the last change; time the host
-    /// kept this thread waiting for a CPU (its schedstat run delay) counts as
-    /// runnable rather than running.
+    /// Moves to `new`, charging the time since the last change. While the
+    /// guest meant to run, only the time the host really ran this thread
+    /// (its schedstat run_ns, what the host's cgroup accounting charges
+    /// the domain) counts as running; the rest (a host run queue, a cap's
+    /// throttling, however the host kernel books those) is runnable:
+    /// steal, as Xen reports time a vCPU wanted a CPU and did not have it.
     func enterRunstate(_ new: Runstate) {
         let now = domain.time.systemTime
-        let delay = hostRunDelay()
-        let waited = delay &- lastRunDelay
-        lastRunDelay = delay
-        var elapsed = now &- runstateEntry
+        let ran = hostRunTime()
+        let onCPU = ran &- lastHostRunTime
+        lastHostRunTime = ran
+        let elapsed = now &- runstateEntry
         if runstate == .running {
-            let steal = min(waited, elapsed)
-            runstateTimes[Runstate.runnable.rawValue] &+= steal
-            elapsed -= steal
+            let running = min(onCPU, elapsed)
+            runstateTimes[Runstate.running.rawValue] &+= running
+            runstateTimes[Runstate.runnable.rawValue] &+= elapsed - running
+        } else {
+            runstateTimes[runstate.rawValue] &+= elapsed
         }
-        runstateTimes[runstate.rawValue] &+= elapsed
         runstate = new
         runstateEntry = now
         publishRunstate()
@@ -649,8 +654,8 @@ final class PVCPU: @unchecked Sendable {
         _ = writeGuestWord(runstateEntry, at: runstateVirtual + 8)
     }
 
-    /// Nanoseconds this thread has waited on a host run queue.
-    private func hostRunDelay() -> UInt64 {
+    /// Nanoseconds this thread has run on a host CPU (schedstat's first field).
+    private func hostRunTime() -> UInt64 {
         if schedstatFD < 0 {
             schedstatFD = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
             if schedstatFD < 0 { return 0 }
@@ -658,13 +663,13 @@ final class PVCPU: @unchecked Sendable {
         var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         let n = withUnsafeMutableBytes(of: &buf) { pread(schedstatFD, $0.baseAddress, 63, 0) }
         guard n > 0 else { return 0 }
-        // "run_ns wait_ns slices": the second field.
+        // "run_ns wait_ns slices": the first field.
         return withUnsafeBytes(of: &buf) { raw -> UInt64 in
-            var field = 0, value: UInt64 = 0
+            var value: UInt64 = 0
             for i in 0..<n {
                 let c = raw[i]
-                if c == 0x20 { if field == 1 { return value }; field += 1; value = 0; continue }
-                if field == 1 && c >= 0x30 && c <= 0x39 { value = value * 10 + UInt64(c - 0x30) }
+                guard c >= 0x30 && c <= 0x39 else { break }
+                value = value * 10 + UInt64(c - 0x30)
             }
             return value
         }
