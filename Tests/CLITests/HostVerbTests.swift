@@ -135,7 +135,7 @@ final class CreateDestroyCycleTests {
         let daemon = host.pid
         func openFDs() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon)/fd").count) ?? -1 }
         let tap = "xcy\(getpid() % 100_000)"
-        let cfg = try host.config("cyc", memory: 64, extra: "vif = [ 'vifname=\(tap)' ]")
+        let cfg = try host.config("cyc", memory: 128, extra: "vif = [ 'vifname=\(tap)' ]")
         // One cycle first, so what xenod opens once (its log, libraries) is counted before.
         #expect(try host.xeno(["create", cfg]).status == 0)
         #expect(try host.xeno(["destroy", "cyc"]).status == 0)
