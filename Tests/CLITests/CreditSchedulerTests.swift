@@ -61,6 +61,18 @@ struct GuestSample {
         (uptime - e.uptime) - (fields[3] - e.fields[3]) / 100 - (fields[4] - e.fields[4]) / 100 - (fields[7] - e.fields[7]) / 100
     }
     func steal(since e: GuestSample) -> Double { (fields[7] - e.fields[7]) / 100 }
+
+    /// The guest's running time since it booted, by its own count.
+    var running: Double { uptime - (fields[3] + fields[4] + fields[7]) / 100 }
+}
+
+/// A guest's running time at host time `t`, between the samples around it.
+func guestRunning(_ samples: [GuestSample], at t: Double) -> Double? {
+    guard let after = samples.firstIndex(where: { $0.hostTime >= t }), after > 0 else {
+        return samples.first { $0.hostTime == t }?.running
+    }
+    let a = samples[after - 1], b = samples[after]
+    return a.running + (b.running - a.running) * (t - a.hostTime) / (b.hostTime - a.hostTime)
 }
 
 func monotonicSeconds() -> Double {
@@ -155,24 +167,26 @@ final class CreditSchedulerTests {
         #expect(rows.count == 2 && rows.allSatisfy { $0.last == String(hostCPU) && $0[3] == String(hostCPU) },
                 "both vCPUs run on host CPU \(hostCPU) only: \(list.stdout)")
 
-        let m = sampleGuests(host, ["light", "heavy"], seconds: 6)
+        let m = sampleGuests(host, ["light", "heavy"], seconds: 12)
         let light = m.end["light"]! - m.start["light"]!, heavy = m.end["heavy"]! - m.start["heavy"]!
         let ratio = heavy / light
         print("weights 256:512 on CPU \(hostCPU) over \(String(format: "%.2f", m.wall)) s: host light \(String(format: "%.3f", light)) s, heavy \(String(format: "%.3f", heavy)) s, ratio \(String(format: "%.3f", ratio))")
         #expect(ratio >= 1.8 && ratio <= 2.2, "host cgroup CPU time heavy/light = \(ratio) (light \(light) s, heavy \(heavy) s)")
 
-        // Inside: each guest's running share of its own wall time.
-        var rates: [String: Double] = [:]
-        for name in ["light", "heavy"] {
-            let s = m.samples[name]!
-            guard s.count >= 3, let first = s.first, let last = s.last else {
-                Issue.record("\(name) printed \(s.count) sample lines in the window"); return
-            }
-            rates[name] = last.guestRunning(since: first) / (last.uptime - first.uptime)
+        // Inside: each guest's running time by its own count, over the
+        // same stretch of host time (its samples interpolated).
+        let l = m.samples["light"]!, h = m.samples["heavy"]!
+        guard l.count >= 3, h.count >= 3 else {
+            Issue.record("sample lines in the window: light \(l.count), heavy \(h.count)"); return
         }
-        let guestRatio = rates["heavy"]! / rates["light"]!
-        print("inside: light runs \(String(format: "%.3f", rates["light"]!)), heavy \(String(format: "%.3f", rates["heavy"]!)) of their time, ratio \(String(format: "%.3f", guestRatio))")
-        #expect(guestRatio >= 1.8 && guestRatio <= 2.2, "guest-reported running heavy/light = \(guestRatio): \(rates)")
+        let from = max(l.first!.hostTime, h.first!.hostTime), to = min(l.last!.hostTime, h.last!.hostTime)
+        guard to - from >= 2, let l0 = guestRunning(l, at: from), let l1 = guestRunning(l, at: to),
+              let h0 = guestRunning(h, at: from), let h1 = guestRunning(h, at: to) else {
+            Issue.record("the guests' sample lines share less than 2 s"); return
+        }
+        let guestRatio = (h1 - h0) / (l1 - l0)
+        print("inside, over the same \(String(format: "%.2f", to - from)) s: light ran \(String(format: "%.3f", l1 - l0)) s, heavy \(String(format: "%.3f", h1 - h0)) s, ratio \(String(format: "%.3f", guestRatio))")
+        #expect(guestRatio >= 1.8 && guestRatio <= 2.2, "guest-reported running heavy/light = \(guestRatio)")
     }
 
     @Test("cap 50 holds a busy domain at or below 55 % of a CPU; the guest's running time (less steal) matches the host's accounting within 10 %")

@@ -77,8 +77,7 @@ final class XenodInstance {
     /// A `xeno` verb against this xenod.
     func xeno(_ args: [String], input: String? = nil, timeout: TimeInterval = 120,
               script: [(after: String, send: String)] = []) throws -> Xeno.Result {
-        setenv("XENOD_SOCKET", socket, 1)
-        return try Xeno.run(args, input: input, timeout: timeout, script: script)
+        try Xeno.run(args, input: input, timeout: timeout, script: script, environment: ["XENOD_SOCKET": socket])
     }
 
     /// Writes an xl.cfg for a small kit domain; `command` runs as the kit's command.
