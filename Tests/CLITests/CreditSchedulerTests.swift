@@ -196,7 +196,7 @@ final class CreditSchedulerTests {
         guard waitBusy("capped") else { return }
         let group = DomainCgroup(group: host.cgroupGroup, name: "capped")
         let throttledBefore = group.throttledPeriods
-        let m = sampleGuests(host, ["capped"], seconds: 8)
+        let m = sampleGuests(host, ["capped"], seconds: 12)
         let used = (m.end["capped"]! - m.start["capped"]!) / m.wall
         print("cap 50: \(String(format: "%.1f", used * 100)) % of a CPU over \(String(format: "%.2f", m.wall)) s, throttled in \(Int(group.throttledPeriods - throttledBefore)) periods")
         #expect(used <= 0.55, "the capped domain used \(used * 100) % of a CPU")
