@@ -55,6 +55,21 @@ public struct CPUCgroups: Sendable {
         return nil
     }
 
+    /// The controller if xenod can use it (it can make its group: root, a
+    /// writable hierarchy); otherwise nil, said once in the log, and
+    /// weights and caps are not applied.
+    static func usable(group: String, log: (String) -> Void) -> CPUCgroups? {
+        guard let found = detect(group: group) else {
+            log("no cpu cgroup controller on this host: cpu_weight, cap and cpus are not applied")
+            return nil
+        }
+        do { try found.prepareParent() } catch {
+            log("cannot use the cpu cgroup controller (\(error)): cpu_weight, cap and cpus are not applied")
+            return nil
+        }
+        return found
+    }
+
     /// The domain's directory in each hierarchy it uses.
     func directories(_ domain: String) -> [String] {
         var roots = [cpuRoot]
@@ -101,7 +116,7 @@ public struct CPUCgroups: Sendable {
     /// The group all domains' groups live in; on v1 cpuset it needs the
     /// root's CPUs and memory nodes before a child can take tasks, on v2
     /// the controllers must be enabled for its children.
-    private func prepareParent() throws {
+    public func prepareParent() throws {
         var roots = [cpuRoot]
         if cpuacctRoot != cpuRoot { roots.append(cpuacctRoot) }
         if let s = cpusetRoot, !roots.contains(s) { roots.append(s) }

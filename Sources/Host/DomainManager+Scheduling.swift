@@ -13,7 +13,12 @@ extension DomainManager {
 
     /// Moves a freshly started VMM into its domain's cgroup.
     func placeInCgroup(_ record: DomainRecord, cpus: [Int]?) throws {
-        guard let cgroups else { return }
+        guard let cgroups else {
+            if cpus != nil {
+                throw HostError("\(record.configPath): 'cpus' needs the host's cpuset cgroup controller, which xenod cannot use here", status: 400)
+            }
+            return
+        }
         if let cpus, let host = cgroups.hostCPUs(), let bad = cpus.first(where: { !host.contains($0) }) {
             throw HostError("\(record.configPath): cpus names CPU \(bad), which this host does not have (it has \(CPUList.format(host)))",
                             status: 400)

@@ -50,8 +50,7 @@ public final class DomainManager: @unchecked Sendable {
         self.paths = paths
         self.log = log
         store = try DomainStore(directory: paths.stateDirectory)
-        cgroups = CPUCgroups.detect(group: paths.cgroupGroup)
-        if cgroups == nil { log("no cpu cgroup controller on this host: cpu_weight, cap and cpus are not applied") }
+        cgroups = CPUCgroups.usable(group: paths.cgroupGroup, log: log)
         try FileManager.default.createDirectory(atPath: paths.runDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         adoptRunningDomains()
@@ -300,6 +299,7 @@ public final class DomainManager: @unchecked Sendable {
     func forget(_ d: Domain, why: String) {
         unlink(d.record.controlPath)
         removeCgroup(d.record.name)
+        unlink("\(paths.runDirectory)/\(d.record.name).console.sock")
         store.remove(d.record.name)
         lock.withLock { _ = domains.removeValue(forKey: d.record.name) }
         log("domain \(d.record.name) (id \(d.record.id)): \(why)")
