@@ -65,4 +65,21 @@ extension HostAPI {
         if let c = v.hostCPU { o["cpu"] = c }
         return o
     }
+
+    /// The credit scheduler's settings and the CPU time the host charged
+    /// each domain's cgroup, in Prometheus text.
+    func creditMetrics() -> String {
+        let settings = manager.creditSettings()
+        var out = ""
+        func family(_ name: String, _ help: String, _ type: String, _ value: (DomainManager.CreditSettings) -> String?) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for s in settings { if let v = value(s) { out += "\(name){domain=\"\(s.name)\",id=\"\(s.id)\"} \(v)\n" } }
+        }
+        family("xenolith_domain_weight", "Credit scheduler weight (cgroup cpu shares).", "gauge") { String($0.weight) }
+        family("xenolith_domain_cap_percent", "Credit scheduler cap in percent of one CPU (0: none).", "gauge") { String($0.cap) }
+        family("xenolith_domain_cgroup_cpu_seconds_total", "CPU time the host charged the domain's cgroup.", "counter") { s in
+            manager.cgroupUsageNanoseconds(s.name).map { String(Double($0) / 1e9) }
+        }
+        return out
+    }
 }

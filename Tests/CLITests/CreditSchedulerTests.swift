@@ -267,6 +267,9 @@ final class CreditSchedulerTests {
         let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         let tasks = Set(group.read("tasks").split(separator: "\n").map(String.init))
         #expect(!threads.isEmpty && threads.allSatisfy { tasks.contains($0) }, "threads \(threads), tasks \(tasks)")
+        let metrics = XenodTests.rawRequest(socket: host.socket, "GET /metrics") ?? ""
+        #expect(metrics.contains("xenolith_domain_weight{domain=\"life\"") && metrics.contains("xenolith_domain_cap_percent{domain=\"life\"")
+                && metrics.contains("xenolith_domain_cgroup_cpu_seconds_total{domain=\"life\""), "metrics: \(metrics.suffix(600))")
 
         // A stale group (its domain ended while xenod was down) is removed on restart.
         host.kill9()
