@@ -227,6 +227,8 @@ final class BlockQueue: PVDeviceBackend, @unchecked Sendable {
         let port: Int
     }
     private let connection = Mutex<Connection?>(nil)
+    /// Scratch for serving the ring: used by this queue's thread alone.
+    private let batch = BlockBatch()
 
     init(domain: PVDomain, disk: FlatFileDisk, counters: BlockCountersShared, failed: @escaping @Sendable () -> Void) throws {
         self.domain = domain
@@ -277,8 +279,12 @@ final class BlockQueue: PVDeviceBackend, @unchecked Sendable {
     private func serviceRing() {
         let corrupt: RingCorruption? = connection.withLock { c in
             guard var conn = c else { return nil }
-            let domain = domain, index = index, port = conn.port
-            let found = conn.ring.service(perform: { self.perform($0) }, notify: { domain.notifyFrontend(port: port, device: index) })
+            let domain = domain, index = index, port = conn.port, batch = batch, disk = disk
+            var counters = BlockCounters()
+            let found = conn.ring.service(batch: batch, perform: { n in
+                BlockRequests.perform(batch: batch, count: n, grants: domain, store: disk, counters: &counters)
+            }, notify: { domain.notifyFrontend(port: port, device: index) })
+            self.counters.add(counters)
             c = conn
             return found
         }
@@ -289,12 +295,5 @@ final class BlockQueue: PVDeviceBackend, @unchecked Sendable {
             disconnect()
             failed()
         }
-    }
-
-    private func perform(_ request: BlockRequest) -> Int16 {
-        var c = BlockCounters()
-        let status = BlockRequests.perform(request, grants: domain, store: disk, counters: &c)
-        counters.add(c)
-        return status
     }
 }

@@ -119,6 +119,8 @@ private final class FuzzRun {
     var block: BlockRing?
     var net: NetRings?
     var blockCounters = BlockCounters()
+    let blockBatch = BlockBatch()
+    var previousBlockRequests = [BlockRequest](repeating: BlockRequest(), count: Int(BlockRing.entries))
     var netCounters = NetCounters()
     /// Ring grants the backends hold (ref, frame), as connect claimed them.
     var blockRef: UInt32 = 0, txRef: UInt32 = 1, rxRef: UInt32 = 2
@@ -266,6 +268,10 @@ private final class FuzzRun {
     /// Response `k` on the block ring answers `request`: checked as soon as
     /// it is written, since a later read may overwrite it (a guest can name
     /// its own ring page as a read's buffer).
+    func checkBlockResponses(_ page: UnsafeMutableRawPointer, from: UInt32, count: Int, requests: [BlockRequest]) {
+        for i in 0..<count { checkBlockResponse(page, from &+ UInt32(i), requests[i]) }
+    }
+
     func checkBlockResponse(_ page: UnsafeMutableRawPointer, _ k: UInt32, _ request: BlockRequest) {
         let o = BlockRing.entriesOffset + Int(k % BlockRing.entries) * BlockRing.entryBytes
         guard page.load(fromByteOffset: o, as: UInt64.self) == request.id,
@@ -283,15 +289,22 @@ private final class FuzzRun {
         let consumed = ring.requestsConsumed, produced = ring.responsesProduced
         let disk = self.disk, domain = self.domain, page = ring.page
         var counters = blockCounters
-        var last: (UInt32, BlockRequest)?
+        let batch = blockBatch
+        var previous = previousBlockRequests
+        var lastPass: (from: UInt32, count: Int)?
         var k = produced
-        let corruption = ring.service(perform: { request in
-            if let (index, previous) = last { self.checkBlockResponse(page, index, previous) }
-            last = (k, request)
-            k &+= 1
-            return BlockRequests.perform(request, grants: domain, store: disk, counters: &counters)
+        let corruption = ring.service(batch: batch, perform: { n in
+            // A pass's responses are written after `perform` returns: check
+            // them before the next pass's I/O (which may land in the ring
+            // page itself) can overwrite them, and after the last pass.
+            if let (from, count) = lastPass { self.checkBlockResponses(page, from: from, count: count, requests: previous) }
+            BlockRequests.perform(batch: batch, count: n, grants: domain, store: disk, counters: &counters)
+            for i in 0..<n { previous[i] = batch.requests[i] }
+            lastPass = (k, n)
+            k &+= UInt32(n)
         }, notify: {})
-        if let (index, previous) = last { checkBlockResponse(page, index, previous) }
+        if let (from, count) = lastPass { checkBlockResponses(page, from: from, count: count, requests: previous) }
+        previousBlockRequests = previous
         blockCounters = counters
         block = ring
         checkWrites(since: before, entryCount: entries)

@@ -33,11 +33,12 @@ public struct BlockRing {
         self.page = page
     }
 
-    /// Serves every request the frontend has published: `perform` gives each
-    /// one's status, responses are published in order, `notify` is called
-    /// when the frontend asked for an event. Returns the corruption that
-    /// must close the device, or nil.
-    public mutating func service(perform: (BlockRequest) -> Int16, notify: () -> Void) -> RingCorruption? {
+    /// Serves every request the frontend has published: each pass copies
+    /// the requests out of the ring into `batch`, `perform` serves
+    /// `batch.requests[0..<n]` and writes their statuses, and the responses
+    /// are published in order; `notify` is called when the frontend asked
+    /// for an event. Returns the corruption that must close the device, or nil.
+    public mutating func service(batch: BlockBatch, perform: (Int) -> Void, notify: () -> Void) -> RingCorruption? {
         let reqProd = page, reqEvent = page + 4, rspProd = page + 8, rspEvent = page + 12
         var more = true
         while more {
@@ -45,21 +46,27 @@ public struct BlockRing {
             if produced &- requestsConsumed > Self.entries {
                 return RingCorruption(ring: .block, produced: produced, consumed: requestsConsumed)
             }
-            let start = responsesProduced
-            while requestsConsumed != produced {
-                let slot = page + Self.entriesOffset + Int(requestsConsumed % Self.entries) * Self.entryBytes
-                requestsConsumed &+= 1
-                var request = BlockRequest()
-                withUnsafeMutableBytes(of: &request.bytes) { $0.copyMemory(from: UnsafeRawBufferPointer(start: slot, count: Self.entryBytes)) }
-                let status = perform(request)
-                // The response overwrites its own slot (ring slots are shared by request and response).
-                let out = page + Self.entriesOffset + Int(responsesProduced % Self.entries) * Self.entryBytes
-                out.storeBytes(of: request.id, as: UInt64.self)
-                out.storeBytes(of: request.responseOperation, toByteOffset: 8, as: UInt8.self)
-                out.storeBytes(of: status, toByteOffset: 10, as: Int16.self)
-                responsesProduced &+= 1
-            }
-            if responsesProduced != start {
+            let count = Int(produced &- requestsConsumed)
+            if count > 0 {
+                for k in 0..<count {
+                    let slot = page + Self.entriesOffset + Int((requestsConsumed &+ UInt32(k)) % Self.entries) * Self.entryBytes
+                    withUnsafeMutableBytes(of: &batch.requests[k].bytes) {
+                        $0.copyMemory(from: UnsafeRawBufferPointer(start: slot, count: Self.entryBytes))
+                    }
+                }
+                requestsConsumed &+= UInt32(count)
+                perform(count)
+                // Each response overwrites a slot its request was copied out of
+                // (ring slots are shared by request and response).
+                let start = responsesProduced
+                for k in 0..<count {
+                    let request = batch.requests[k]
+                    let out = page + Self.entriesOffset + Int(responsesProduced % Self.entries) * Self.entryBytes
+                    out.storeBytes(of: request.id, as: UInt64.self)
+                    out.storeBytes(of: request.responseOperation, toByteOffset: 8, as: UInt8.self)
+                    out.storeBytes(of: batch.statuses[k], toByteOffset: 10, as: Int16.self)
+                    responsesProduced &+= 1
+                }
                 ckvm_store_release32(rspProd, responsesProduced)
                 ckvm_fence()
                 let event = rspEvent.load(as: UInt32.self)
@@ -234,30 +241,41 @@ public enum BlockRequests {
         guard op == read || op == write else { return .failure(.indirectOperation(op)) }
         let count = request.indirectSegmentCount
         guard count >= 1 && count <= BlockRing.maxIndirectSegments else { return .failure(.indirectSegmentCount(count)) }
-        let perPage = BlockRing.segmentsPerIndirectPage
         return withUnsafeTemporaryAllocation(of: BlockSegment.self, capacity: BlockRing.maxIndirectSegments) { segments in
-            var copied = 0, page = 0
-            while copied < count {
-                let ref = request.indirectPage(page)
-                let base: UnsafeMutableRawPointer
-                switch grants.claim(grant: ref, writable: false) {
-                case .success(let p): base = p
-                case .failure(let why): return .failure(.indirectPage(page: page, why))
-                }
-                let n = min(perPage, count - copied)
-                for i in 0..<n {
-                    let o = i * 8
-                    segments[copied + i] = BlockSegment(grant: base.loadUnaligned(fromByteOffset: o, as: UInt32.self),
-                                                        first: base.load(fromByteOffset: o + 4, as: UInt8.self),
-                                                        last: base.load(fromByteOffset: o + 5, as: UInt8.self))
-                }
-                grants.release(grant: ref, writable: false)
-                copied += n
-                page += 1
+            if let why = copyIndirectSegments(request, count: count, into: segments.baseAddress!, grants: grants) {
+                return .failure(why)
             }
             return move(UnsafeBufferPointer(rebasing: segments[0..<count]), sector: request.sector, toGuest: op == read,
                         grants: grants, store: store, counters: &counters)
         }
+    }
+
+    /// Copies an indirect request's `count` segment descriptors out of its
+    /// granted pages into `segments`, claiming each page only while it is
+    /// read; or says why not.
+    static func copyIndirectSegments<G: GrantMapper>(_ request: BlockRequest, count: Int, into segments: UnsafeMutablePointer<BlockSegment>,
+                                                     grants: G) -> BlockRefusal? {
+        let perPage = BlockRing.segmentsPerIndirectPage
+        var copied = 0, page = 0
+        while copied < count {
+            let ref = request.indirectPage(page)
+            let base: UnsafeMutableRawPointer
+            switch grants.claim(grant: ref, writable: false) {
+            case .success(let p): base = p
+            case .failure(let why): return .indirectPage(page: page, why)
+            }
+            let n = min(perPage, count - copied)
+            for i in 0..<n {
+                let o = i * 8
+                segments[copied + i] = BlockSegment(grant: base.loadUnaligned(fromByteOffset: o, as: UInt32.self),
+                                                    first: base.load(fromByteOffset: o + 4, as: UInt8.self),
+                                                    last: base.load(fromByteOffset: o + 5, as: UInt8.self))
+            }
+            grants.release(grant: ref, writable: false)
+            copied += n
+            page += 1
+        }
+        return nil
     }
 
     /// Moves `segments` (granted pages, each a run of 512-byte sectors
