@@ -97,11 +97,27 @@ public struct HostAPI: Sendable {
     }
 }
 
-/// Listens on a Unix socket (mode 0600) and serves the API there.
+/// Serves the API on a Unix socket (mode 0600: no token needed) and, when
+/// asked, on TCP with TLS, where every request must carry the bearer token.
 public enum HostDaemon {
-    public static func serve(socketPath: String, api: HostAPI) throws -> Never {
+    public static func serve(socketPath: String, tcp: TCPListenerOptions? = nil, api: HostAPI,
+                             log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Never {
+        // Everything that can be refused is checked before either listener accepts a connection.
+        var network: HTTPServer?
+        if let tcp {
+            let token = try BearerToken(file: tcp.tokenFile)
+            let context = try TLSServerContext(certificateChain: tcp.certificateChain, privateKey: tcp.privateKey)
+            let (fd, bound) = try TCPListener.listen(tcp.address)
+            network = HTTPServer(listener: fd, tls: context, authenticate: { token.refusal($0) }) { api.handle($0) }
+            log("xenod listening on https://\(bound) (TLS, bearer token)")
+        }
         let fd: Int32
         do { fd = try UnixSocket.listen(path: socketPath, what: "API socket") } catch { throw HostError(error.description) }
+        log("xenod listening on \(socketPath)")
+        if let network {
+            let thread = Thread { network.serve() }
+            thread.start()
+        }
         HTTPServer(listener: fd) { api.handle($0) }.serve()
         throw HostError("accept failed on \(socketPath): \(String(cString: strerror(errno)))")
     }
