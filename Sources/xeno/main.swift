@@ -21,7 +21,8 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
 
 func eprint(_ s: String) { _ = s.withCString { write(2, $0, strlen($0)) } }
 
-let args = Array(CommandLine.arguments.dropFirst())
+// `--host`, `--token-file`, `--cacert` may come before a toolstack verb.
+guard let args = Toolstack.takeConnectionOptions(Array(CommandLine.arguments.dropFirst())) else { exit(2) }
 guard let verb = args.first else {
     eprint(usage)
     exit(2)
