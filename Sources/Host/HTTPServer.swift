@@ -181,7 +181,8 @@ final class HTTPServer: @unchecked Sendable {
             let searchFrom = max(0, received.count - 3)
             received += buffer[0..<n]
             if let r = Self.find([13, 10, 13, 10], in: received, from: searchFrom) { headerEnd = r }
-            guard received.count <= Self.maxHeaderBytes || headerEnd != nil else {
+            // The limit holds wherever the end falls (a TLS record brings up to 16 KiB at once).
+            guard (headerEnd ?? received.count) <= Self.maxHeaderBytes else {
                 return .failure(.error(431, "request headers exceed \(Self.maxHeaderBytes) bytes"))
             }
         }
