@@ -104,8 +104,9 @@ final class HTTPServer: @unchecked Sendable {
                 return true
             }
             guard admitted else {
-                // Said in plain text even on the TLS port: no handshake is spent on a refusal.
-                send(SocketStream(fd: client), .error(503, "too many connections"))
+                // On the TLS port a plain answer could not be read, and a
+                // handshake would spend what the limit saves: just close.
+                if tls == nil { send(SocketStream(fd: client), .error(503, "too many connections")) }
                 close(client)
                 continue
             }

@@ -1,7 +1,7 @@
 import Foundation
 import UnixSockets
 
-/// xenod's HTTP/JSON API (docs/openapi.yaml describes it):
+/// xenod's HTTP/JSON API (docs/openapi.json describes it; HostRoutes lists its routes):
 ///
 ///     GET    /v1/domains                    the domains, as `xeno list` shows them
 ///     POST   /v1/domains                    {"config": "<xl.cfg text>", "path": "<its file name>"}
@@ -17,6 +17,8 @@ public struct HostAPI: Sendable {
     public init(manager: DomainManager) { self.manager = manager }
 
     func handle(_ r: HTTPServer.Request) -> HTTPServer.Response {
+        // Only the routes HostRoutes lists (and docs/openapi.json documents) are served.
+        if let refusal = HostRoutes.refusal(method: r.method, path: r.path) { return refusal }
         let parts = r.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         do {
             switch (r.method, parts.count, parts.first) {

@@ -18,6 +18,7 @@ usage: xenod [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--xeno PATH]
   --state-dir  domain records (default /var/lib/xenolith)
   --run-dir    VMM control sockets and console logs (default /run/xenolith)
   --xeno       the xeno binary that runs each VMM (default: beside xenod)
+  --routes     print the API's routes (METHOD PATH, as docs/openapi.json has them) and exit
 
 """
 
@@ -34,6 +35,7 @@ var args = Array(CommandLine.arguments.dropFirst())
 while !args.isEmpty {
     let flag = args.removeFirst()
     if flag == "-h" || flag == "--help" { print(usage, terminator: ""); exit(0) }
+    if flag == "--routes" { print(HostRoutes.listing, terminator: ""); exit(0) }
     guard let value = args.first else { fail("\(flag) needs a value\n\(usage)") }
     args.removeFirst()
     switch flag {
