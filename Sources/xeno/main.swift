@@ -10,7 +10,7 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
                 [--xenstore-socket PATH] [--control PATH] [--vsock PATH [--vsock-cid N]]
                 [-- COMMAND...]
-       xeno ctl PATH info | vcpu-set N | mem-set SIZE
+       xeno ctl PATH info | stats | vcpu-set N | mem-set SIZE
                      ask the guest running with --control PATH; prints the reply
        xeno exec [--timeout SECONDS] (NAME | --control PATH) [--] COMMAND...
                      run COMMAND in the PV guest run with --name NAME (or --control PATH);
