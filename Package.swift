@@ -77,6 +77,8 @@ let package = Package(
         .testTarget(name: "AgentChannelTests", dependencies: ["XenBackends", "VMM"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "XLConfigTests", dependencies: ["XLConfig"]),
+        // xenod's access checks without a daemon: the bearer token, the route table, --listen addresses.
+        .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork", "KVM"]),
         .testTarget(name: "XenRingsTests", dependencies: ["XenRings", "BlockStorage"]),
     ],

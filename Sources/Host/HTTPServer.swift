@@ -128,8 +128,12 @@ final class HTTPServer: @unchecked Sendable {
         defer { active.withLock { _ = deadlines.removeValue(forKey: fd) } }
         let stream: any HTTPStream
         if let tls {
-            // A peer that does not speak TLS (plain HTTP, garbage) fails
-            // here and is closed without an answer: it could not read one.
+            if Self.startsWithPlainHTTP(fd) {
+                refusePlainHTTP(fd)
+                return
+            }
+            // A peer that does not speak TLS (garbage) fails here and is
+            // closed without an answer: it could not read one.
             guard case .success(let s) = tls.accept(fd) else { return }
             stream = s
         } else {
@@ -144,6 +148,30 @@ final class HTTPServer: @unchecked Sendable {
             if let refusal = authenticate?(request) { send(stream, refusal); return }
             send(stream, handler(request))
         case .failure(let refusal): send(stream, refusal)
+        }
+    }
+
+    /// Whether the first byte is an upper-case letter (GET, POST, ...) where
+    /// TLS would start with a handshake record (0x16).
+    static func startsWithPlainHTTP(_ fd: Int32) -> Bool {
+        var first: UInt8 = 0
+        return recv(fd, &first, 1, Int32(MSG_PEEK)) == 1 && first >= 0x41 && first <= 0x5A
+    }
+
+    /// Says so in plain HTTP, then reads what the client sent (up to 64 KiB,
+    /// a second at most) so that closing does not reset the connection
+    /// before the client has read the answer. Nothing is acted on.
+    private func refusePlainHTTP(_ fd: Int32) {
+        send(SocketStream(fd: fd), .error(400, "this port speaks TLS only: use https://"))
+        shutdown(fd, Int32(SHUT_WR))
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var sink = [UInt8](repeating: 0, count: 4096)
+        var drained = 0
+        while drained < 64 << 10 {
+            let n = recv(fd, &sink, sink.count, 0)
+            if n <= 0 { break }
+            drained += n
         }
     }
 

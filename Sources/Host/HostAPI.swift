@@ -111,7 +111,11 @@ public enum HostDaemon {
             let token = try BearerToken(file: tcp.tokenFile)
             let context = try TLSServerContext(certificateChain: tcp.certificateChain, privateKey: tcp.privateKey)
             let (fd, bound) = try TCPListener.listen(tcp.address)
-            network = HTTPServer(listener: fd, tls: context, authenticate: { token.refusal($0) }) { api.handle($0) }
+            network = HTTPServer(listener: fd, tls: context, authenticate: { request in
+                guard let refusal = token.refusal(request) else { return nil }
+                log("401 on https://\(bound): \(request.method.prefix(16)) \(request.path.prefix(128)): \(request.headers["authorization"] == nil ? "no token" : "wrong token")")
+                return refusal
+            }) { api.handle($0) }
             log("xenod listening on https://\(bound) (TLS, bearer token)")
         }
         let fd: Int32

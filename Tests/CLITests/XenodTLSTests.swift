@@ -93,9 +93,11 @@ final class XenodTLSTests {
     @Test("plain HTTP, garbage, huge headers and slow clients neither crash xenod nor hold up other clients")
     func hostileClients() throws {
         let baseline = daemon.openFDs
-        // Plain HTTP to the TLS port gets no HTTP answer.
-        let plain = try daemon.curl("GET", "/v1/domains", token: daemon.token, scheme: "http")
-        #expect(plain.status == 0 && plain.curlStatus != 0, "curl: \(plain.curlStatus) \(plain.headers)")
+        // Plain HTTP to the TLS port is told to use TLS, and nothing happens.
+        let plain = try daemon.curl("POST", "/v1/domains", token: daemon.token, body: try createBody("plain"), scheme: "http")
+        let plainError = (plain.json as? [String: Any])?["error"] as? String ?? ""
+        #expect(plain.status == 400 && plainError.contains("use https://"), "curl: \(plain.curlStatus) \(plain.headers) \(plain.body)")
+        #expect(try daemon.domainNames().isEmpty)
 
         // Garbage instead of a ClientHello: the connection is closed.
         let garbage = connectTCP(port: daemon.port)
