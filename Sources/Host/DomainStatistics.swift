@@ -19,8 +19,8 @@ struct DomainStatistics {
     /// `key=value` words of the VMM's `info` and `stats` replies, numbers only.
     let counters: [String: UInt64]
 
-    static func collect(_ manager: DomainManager) -> [DomainStatistics] {
-        manager.list().compactMap { listing in
+    static func collect(_ manager: DomainManager, _ listings: [DomainManager.Listing]) -> [DomainStatistics] {
+        listings.compactMap { listing in
             guard let d = try? manager.domain(listing.name) else { return nil }
             var counters: [String: UInt64] = [:]
             for request in ["info", "stats"] {
@@ -54,8 +54,8 @@ struct DomainStatistics {
 
 extension HostAPI {
     /// The families from DomainStatistics, in Prometheus text format.
-    func statisticsMetrics() -> String {
-        let all = DomainStatistics.collect(manager)
+    func statisticsMetrics(_ listings: [DomainManager.Listing]) -> String {
+        let all = DomainStatistics.collect(manager, listings)
         var out = ""
         func seconds(_ ns: UInt64) -> String { String(Double(ns) / 1e9) }
         func labels(_ s: DomainStatistics) -> String { "domain=\"\(s.name)\",id=\"\(s.id)\"" }

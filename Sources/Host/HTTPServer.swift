@@ -237,6 +237,10 @@ final class HTTPServer: @unchecked Sendable {
         }
         var body = Array(received[(headerEnd! + 4)...])
         guard body.count <= length else { return .failure(.error(400, "more body than Content-Length says")) }
+        // curl asks before sending a body over 1 KiB, and waits a second for the answer otherwise.
+        if body.count < length, headers["expect"]?.lowercased() == "100-continue" {
+            _ = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8).withUnsafeBytes { stream.send($0) }
+        }
         while body.count < length {
             let want = min(buffer.count, length - body.count)
             let n = buffer.withUnsafeMutableBytes { stream.receive(UnsafeMutableRawBufferPointer(rebasing: $0[0..<want])) }

@@ -95,7 +95,7 @@ public struct HostAPI: Sendable {
         family("xenolith_domain_cpu_seconds_total", "CPU time of the domain's VMM process (guest and device work).", "counter") { String($0.cpuSeconds) }
         family("xenolith_domain_vmm_resident_bytes", "Resident memory of the VMM process, guest RAM included.", "gauge") { String($0.residentBytes) }
         family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" ? "1" : "0" }
-        out += statisticsMetrics()
+        out += statisticsMetrics(all)
         return out
     }
 }

@@ -105,7 +105,9 @@ final class TLSDaemon {
         args += extra
         let r = try Tool.run("/usr/bin/curl", args, timeout: 90)
         let headers = (try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? ""
-        let status = headers.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        // The last status line: a 100 Continue may come first.
+        let statusLine = headers.split(separator: "\r\n").last { $0.hasPrefix("HTTP/") } ?? ""
+        let status = statusLine.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
         return Answer(status: status, headers: headers, body: r.stdout, curlStatus: r.status, curlError: r.stderr)
     }
 

@@ -57,6 +57,14 @@ final class XenodTLSTests {
         let broken = try daemon.curl("POST", "/v1/domains", token: daemon.token,
                                      body: #"{"config": "name = \"b\"\nvcpus = lots\n", "path": "b.cfg"}"#)
         #expect(broken.status == 400 && broken.body.contains("b.cfg:2:"), "\(broken.status) \(broken.body)")
+        // A client that asks before sending its body (Expect: 100-continue, as
+        // .NET's does by default, and older curls for bodies over 1 KiB) is told to go on.
+        let padding = String(repeating: "# a comment line to make the body larger than a KiB\n", count: 40)
+        let large = try daemon.curl("POST", "/v1/domains", token: daemon.token, body: String(decoding: try JSONSerialization.data(
+            withJSONObject: ["config": padding + "name = \"b\"\nvcpus = lots\n", "path": "large.cfg"]), as: UTF8.self),
+            extra: ["-H", "Expect: 100-continue"])
+        #expect(large.headers.hasPrefix("HTTP/1.1 100 Continue") && large.status == 400 && large.body.contains("large.cfg:42:"),
+                "\(large.headers) \(large.body)")
         #expect(try daemon.domainNames().isEmpty)
 
         let viaXeno = try daemon.xeno(["list"])
