@@ -38,6 +38,8 @@ final class HTTPServer: @unchecked Sendable {
         let query: [String: String]
         let headers: [String: String]
         let body: Data
+        /// The client's address (`IP:PORT`) on TCP; empty on the Unix socket.
+        var peer = ""
     }
 
     struct Response: Error {
@@ -90,7 +92,13 @@ final class HTTPServer: @unchecked Sendable {
         reaper.stackSize = 64 << 10
         reaper.start()
         while true {
-            let client = acceptCloseOnExec(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+            var address = sockaddr_storage()
+            var addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    acceptCloseOnExec(listener, $0, &addressLength, Int32(SOCK_CLOEXEC.rawValue))
+                }
+            }
             if client < 0 {
                 if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE {
                     if errno == EMFILE || errno == ENFILE { usleep(10_000) }
@@ -110,8 +118,9 @@ final class HTTPServer: @unchecked Sendable {
                 close(client)
                 continue
             }
+            let peer = Self.numeric(&address, addressLength)
             let thread = Thread { [self] in
-                handle(client)
+                handle(client, peer: peer)
                 close(client)
                 active.withLock { connections -= 1 }
             }
@@ -120,7 +129,22 @@ final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    private func handle(_ fd: Int32) {
+    /// `IP:PORT` of an IPv4 or IPv6 peer; empty for a Unix socket's.
+    static func numeric(_ address: inout sockaddr_storage, _ length: socklen_t) -> String {
+        guard address.ss_family == sa_family_t(AF_INET) || address.ss_family == sa_family_t(AF_INET6) else { return "" }
+        var host = [CChar](repeating: 0, count: 64), port = [CChar](repeating: 0, count: 8)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        guard rc == 0 else { return "" }
+        let h = host.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let p = port.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return (h.contains(":") ? "[\(h)]" : h) + ":" + p
+    }
+
+    private func handle(_ fd: Int32, peer: String) {
         var timeout = timeval(tv_sec: Self.idleSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -144,7 +168,8 @@ final class HTTPServer: @unchecked Sendable {
         // The request is in: what the handler takes (a create waits for its VMM) is not bounded here.
         active.withLock { deadlines[fd] = .infinity }
         switch request {
-        case .success(let request):
+        case .success(var request):
+            request.peer = peer
             if let refusal = authenticate?(request) { send(stream, refusal); return }
             send(stream, handler(request))
         case .failure(let refusal): send(stream, refusal)

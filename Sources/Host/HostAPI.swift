@@ -113,7 +113,7 @@ public enum HostDaemon {
             let (fd, bound) = try TCPListener.listen(tcp.address)
             network = HTTPServer(listener: fd, tls: context, authenticate: { request in
                 guard let refusal = token.refusal(request) else { return nil }
-                log("401 on https://\(bound): \(request.method.prefix(16)) \(request.path.prefix(128)): \(request.headers["authorization"] == nil ? "no token" : "wrong token")")
+                log("401 to \(request.peer) on https://\(bound): \(request.method.prefix(16)) \(request.path.prefix(128)): \(request.headers["authorization"] == nil ? "no token" : "wrong token")")
                 return refusal
             }) { api.handle($0) }
             log("xenod listening on https://\(bound) (TLS, bearer token)")

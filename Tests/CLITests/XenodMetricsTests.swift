@@ -48,8 +48,10 @@ struct XenodMetricsTests {
     @Test("per-domain vCPU time and steal, memory, disk and network I/O and exits, as the guest's own work shows them")
     func metricsOfAWorkingGuest() throws {
         let daemon = try TLSDaemon()
-        let tap = try NetworkTests.HostTap()
-        defer { tap.remove() }
+        // A TAP of this test's own (NetworkTests may run beside it with theirs).
+        let tap = (name: "xm\(getpid() % 100000)", hostIP: "10.\(200 + Int(getpid() % 50)).0.1", guestIP: "10.\(200 + Int(getpid() % 50)).0.2")
+        try #require(NetworkTests.sh("ip tuntap add dev \(tap.name) mode tap && ip addr add \(tap.hostIP)/24 dev \(tap.name) && ip link set \(tap.name) up") == 0)
+        defer { _ = NetworkTests.sh("ip link del \(tap.name)") }
         let disk = daemon.directory + "/data.img"
         FileManager.default.createFile(atPath: disk, contents: nil)
         try FileHandle(forWritingTo: URL(fileURLWithPath: disk)).truncate(atOffset: 8 << 20)

@@ -45,6 +45,8 @@ final class XenodTLSTests {
         // The refused create changed nothing: no domain, no record.
         #expect(try daemon.domainNames().isEmpty)
         #expect((try? FileManager.default.contentsOfDirectory(atPath: daemon.directory + "/state/domains"))?.isEmpty ?? true)
+        // Each refusal is logged, with the client's address.
+        #expect(daemon.log.contains("401 to 127.0.0.1:"), "log: \(daemon.log.suffix(400))")
         let metrics = try daemon.curl("GET", "/metrics", token: "wrong-token-wrong-token")
         #expect(metrics.status == 401 && !metrics.body.contains("xenolith_"), "no metrics without the token")
     }
