@@ -18,7 +18,8 @@ struct OpenAPITests {
             let content = (spec["requestBody"] as? [String: Any])?["content"] as? [String: Any]
             return (content?["application/json"] as? [String: Any])?["example"]
         }
-        var ends: Bool { method == "DELETE" || path.hasSuffix("/shutdown") }
+        /// The document marks operations after which the domain is gone.
+        var ends: Bool { spec["x-ends-domain"] as? Bool ?? false }
         var id: String { "\(method) \(path)" }
     }
 
@@ -211,6 +212,7 @@ struct OpenAPITests {
             failures += check(op, answer, expecting: success)
             if op.ends { live = nil }
         }
+        #expect(Set(operations.filter(\.ends).map(\.id)).isSuperset(of: ["DELETE /v1/domains/{name}", "POST /v1/domains/{name}/shutdown"]))
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
         print("checked \(operations.count) operations against docs/openapi.json")
     }
