@@ -10,10 +10,10 @@ struct DeviceCounters: Sendable {
     /// `key=value` words; net directions are the guest's (rx: to the guest).
     var words: String {
         func sum(_ values: [Int]) -> Int { values.reduce(0, &+) }
-        let r = sum(disks.map { $0.readRequests.load(ordering: .relaxed) })
-        let w = sum(disks.map { $0.writeRequests.load(ordering: .relaxed) })
-        let rb = sum(disks.map { $0.bytesRead.load(ordering: .relaxed) })
-        let wb = sum(disks.map { $0.bytesWritten.load(ordering: .relaxed) })
+        let r = sum(disks.map { $0.counters.readRequests.load(ordering: .relaxed) })
+        let w = sum(disks.map { $0.counters.writeRequests.load(ordering: .relaxed) })
+        let rb = sum(disks.map { $0.counters.bytesRead.load(ordering: .relaxed) })
+        let wb = sum(disks.map { $0.counters.bytesWritten.load(ordering: .relaxed) })
         let rx = sum(nics.map { $0.bytesReceived.load(ordering: .relaxed) })
         let tx = sum(nics.map { $0.bytesSent.load(ordering: .relaxed) })
         let rxp = sum(nics.map { $0.packetsReceived.load(ordering: .relaxed) })

@@ -269,7 +269,7 @@ private final class FuzzRun {
     func checkBlockResponse(_ page: UnsafeMutableRawPointer, _ k: UInt32, _ request: BlockRequest) {
         let o = BlockRing.entriesOffset + Int(k % BlockRing.entries) * BlockRing.entryBytes
         guard page.load(fromByteOffset: o, as: UInt64.self) == request.id,
-              page.load(fromByteOffset: o + 8, as: UInt8.self) == request.operation else {
+              page.load(fromByteOffset: o + 8, as: UInt8.self) == request.responseOperation else {
             violated("block response \(k) does not answer request \(k) (id \(request.id))")
         }
         let status = page.load(fromByteOffset: o + 10, as: Int16.self)
@@ -453,6 +453,14 @@ private final class FuzzRun {
             slot.storeBytes(of: sector, toByteOffset: 16, as: UInt64.self)
             if operation == BlockRequests.discard {
                 slot.storeBytes(of: kind & 16 != 0 ? r.uint64() : UInt64(r.byte()), toByteOffset: 24, as: UInt64.self)
+            } else if operation == BlockRequests.indirect {
+                // blkif_request_indirect: the carried operation is `segments`,
+                // a 16-bit count, and up to 8 grants of descriptor pages
+                // (whose contents the guest writes with the other steps).
+                slot.storeBytes(of: kind & 16 != 0 ? r.uint16() : UInt16(r.byte()), toByteOffset: 2, as: UInt16.self)
+                for i in 0..<BlockRing.maxIndirectPages {
+                    slot.storeBytes(of: kind & 32 != 0 ? r.uint32() : UInt32(r.byte()), toByteOffset: 28 + i * 4, as: UInt32.self)
+                }
             } else {
                 for i in 0..<min(Int(segments), BlockRing.maxSegments) {
                     let ref = kind & 32 != 0 ? r.uint32() : UInt32(r.byte())
