@@ -62,6 +62,9 @@ final class HTTPServer: @unchecked Sendable {
     static let maxHeaderBytes = 16 << 10
     static let maxBodyBytes = 1 << 20
     static let maxConnections = 256
+    /// On TCP, one client address may hold at most half of them, so one
+    /// host holding connections open cannot lock the others out.
+    static let maxConnectionsPerAddress = maxConnections / 2
     static let idleSeconds = 10
     /// The whole request (TLS handshake, headers, body) must arrive within
     /// this: a client that trickles bytes (slowloris) cannot hold one of the
@@ -74,6 +77,8 @@ final class HTTPServer: @unchecked Sendable {
     private let authenticate: (@Sendable (Request) -> Response?)?
     private let active = NSLock()
     private var connections = 0
+    /// TCP connections open per client address (IP without the port).
+    private var perAddress: [String: Int] = [:]
     /// Each connection still reading its request: when it must be in by.
     private var deadlines: [Int32: Double] = [:]
 
@@ -106,8 +111,14 @@ final class HTTPServer: @unchecked Sendable {
                 }
                 return
             }
+            let peer = Self.numeric(&address, addressLength)
+            let host = peer.lastIndex(of: ":").map { String(peer[..<$0]) } ?? ""
             let admitted = active.withLock { () -> Bool in
                 guard connections < Self.maxConnections else { return false }
+                if !host.isEmpty {
+                    guard perAddress[host, default: 0] < Self.maxConnectionsPerAddress else { return false }
+                    perAddress[host, default: 0] += 1
+                }
                 connections += 1
                 return true
             }
@@ -118,11 +129,16 @@ final class HTTPServer: @unchecked Sendable {
                 close(client)
                 continue
             }
-            let peer = Self.numeric(&address, addressLength)
             let thread = Thread { [self] in
                 handle(client, peer: peer)
                 close(client)
-                active.withLock { connections -= 1 }
+                active.withLock {
+                    connections -= 1
+                    if !host.isEmpty {
+                        perAddress[host, default: 1] -= 1
+                        if perAddress[host] == 0 { perAddress[host] = nil }
+                    }
+                }
             }
             thread.stackSize = 512 << 10
             thread.start()

@@ -194,6 +194,29 @@ final class XenodTLSTests {
         #expect(daemon.openFDs <= baseline, "descriptors: \(daemon.openFDs), \(baseline) before")
     }
 
+    @Test("one client address cannot take all the connections: past 128 it is closed at once, others are still served")
+    func connectionsPerAddress() throws {
+        var held: [Int32] = []
+        defer { held.forEach { close($0) } }
+        for _ in 0..<130 {
+            let fd = connectTCP(port: daemon.port)
+            try #require(fd >= 0)
+            held.append(fd)
+        }
+        // The last two are closed by xenod without a word; the first 128 wait for their handshake.
+        func closed(_ fd: Int32) -> Bool {
+            var byte: UInt8 = 0
+            return recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0 || errno == ECONNRESET
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !(closed(held[128]) && closed(held[129])) { usleep(50_000) }
+        #expect(closed(held[128]) && closed(held[129]), "connections past the per-address limit are closed")
+        // A client from another address (127.0.0.2: loopback too) is served meanwhile.
+        let other = try daemon.curl("GET", "/v1/domains", token: daemon.token, extra: ["--interface", "127.0.0.2"])
+        #expect(other.status == 200, "\(other.curlError)")
+        #expect(held.prefix(128).filter(closed).isEmpty, "the first 128 are still open")
+    }
+
     @Test("1,000 concurrent requests over TLS (curl, 100 connections at a time) are all answered, and no descriptor leaks")
     func concurrentTLSRequests() throws {
         let before = daemon.openFDs
