@@ -83,9 +83,9 @@ public final class BlockBackend: @unchecked Sendable {
         device.setBackendState(.initWait)   // features are all written: the frontend may begin
     }
 
-    /// Starts the handshake's thread and the rings' threads.
+    /// Starts the handshake's thread; each ring's thread starts when the
+    /// frontend first connects that ring (most guests use one or two).
     public func start() {
-        for q in queues { q.start() }
         startBackendThread { self.threadMain() }
     }
 
@@ -157,6 +157,7 @@ public final class BlockBackend: @unchecked Sendable {
                 return refuse("no \(prefix)event-channel")
             }
             if let why = queues[i].connect(ringRef: ref, port: port) { return refuse(prefix + why) }
+            queues[i].startOnce()
             connectedQueues = i + 1
         }
         device.writeBackend("sectors", String(disk.sectors))
@@ -227,8 +228,7 @@ final class BlockQueue: PVDeviceBackend, @unchecked Sendable {
         let port: Int
     }
     private let connection = Mutex<Connection?>(nil)
-    /// Scratch for serving the ring: used by this queue's thread alone.
-    private let batch = BlockBatch()
+    private var started = false
 
     init(domain: PVDomain, disk: FlatFileDisk, counters: BlockCountersShared, failed: @escaping @Sendable () -> Void) throws {
         self.domain = domain
@@ -241,7 +241,12 @@ final class BlockQueue: PVDeviceBackend, @unchecked Sendable {
 
     func frontendNotified() { wake.signal() }
 
-    func start() { startBackendThread { self.threadMain() } }
+    /// Starts the ring's thread the first time (called by the handshake thread only).
+    func startOnce() {
+        guard !started else { return }
+        started = true
+        startBackendThread { self.threadMain() }
+    }
 
     func stop() {
         stopping.store(true, ordering: .releasing)
@@ -269,17 +274,18 @@ final class BlockQueue: PVDeviceBackend, @unchecked Sendable {
     }
 
     private func threadMain() {
+        let batch = BlockBatch()      // scratch for serving the ring, this thread's alone
         while !stopping.load(ordering: .acquiring) {
             wake.wait()
-            serviceRing()
+            serviceRing(batch)
         }
         disconnect()
     }
 
-    private func serviceRing() {
+    private func serviceRing(_ batch: BlockBatch) {
         let corrupt: RingCorruption? = connection.withLock { c in
             guard var conn = c else { return nil }
-            let domain = domain, index = index, port = conn.port, batch = batch, disk = disk
+            let domain = domain, index = index, port = conn.port, disk = disk
             var counters = BlockCounters()
             let found = conn.ring.service(batch: batch, perform: { n in
                 BlockRequests.perform(batch: batch, count: n, grants: domain, store: disk, counters: &counters)
