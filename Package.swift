@@ -50,11 +50,13 @@ let package = Package(
         .target(name: "VMM", dependencies: ["UnixSockets", "XenPV", "XenBackends", "BlockStorage", "HostNetwork", "HVM", "KVM"]),
         // xl.cfg files: the syntax, and a domain's settings with xl's meanings.
         .target(name: "XLConfig"),
+        // TLS over OpenSSL's libssl.so.3, loaded on first use (not linked: `xeno` is also the VMM).
+        .target(name: "CTLS"),
         // The host daemon's core: domains as VMM processes, their records, the HTTP API.
-        .target(name: "Host", dependencies: ["XLConfig", "UnixSockets"]),
+        .target(name: "Host", dependencies: ["XLConfig", "UnixSockets", "CTLS"]),
         .executableTarget(name: "xenod", dependencies: ["Host"]),
         // xl's verbs for `xeno`: a client of xenod's API (no Foundation).
-        .target(name: "Toolstack", dependencies: ["UnixSockets"]),
+        .target(name: "Toolstack", dependencies: ["UnixSockets", "CTLS"]),
         .executableTarget(name: "xeno", dependencies: ["VMM", "Toolstack"]),
         // The split virtqueue every virtio device model shares: ring setup,
         // validated descriptor chains, used ring, notification suppression.
@@ -75,6 +77,8 @@ let package = Package(
         .testTarget(name: "AgentChannelTests", dependencies: ["XenBackends", "VMM"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio"]),
         .testTarget(name: "XLConfigTests", dependencies: ["XLConfig"]),
+        // xenod's access checks without a daemon: the bearer token, the route table, --listen addresses.
+        .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork", "KVM"]),
         .testTarget(name: "XenRingsTests", dependencies: ["XenRings", "BlockStorage"]),
     ],

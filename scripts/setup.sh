@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in lz4 cpio busybox-static libxen-dev binutils xenstore-utils e2fsprogs debootstrap iproute2 acpica-tools; do
+for pkg in lz4 cpio busybox-static libxen-dev binutils xenstore-utils e2fsprogs debootstrap iproute2 acpica-tools libssl-dev openssl curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

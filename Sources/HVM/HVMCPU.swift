@@ -25,7 +25,10 @@ final class HVMCPU: @unchecked Sendable {
     private let threadState = Mutex(ThreadState.notStarted)
     private var thread = pthread_t()
     private var pthread = pthread_t()
-    private(set) var exits: UInt64 = 0
+    /// VM exits so far: only this vCPU's thread writes it (a plain load
+    /// and store, no locked add), the control socket's `stats` reads it.
+    let exitCount = Atomic<UInt64>(0)
+    var exits: UInt64 { exitCount.load(ordering: .relaxed) }
 
     init(domain: HVMDomain, id: Int, vcpu: VCPU, present: Bool) {
         self.domain = domain
@@ -126,7 +129,7 @@ final class HVMCPU: @unchecked Sendable {
                     continue
                 }
                 let exit = try vcpu.enter()
-                exits &+= 1
+                exitCount.store(exitCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 try handle(exit)
             }
         } catch let failure as HVMFailure {

@@ -382,6 +382,9 @@ public final class HVMDomain: @unchecked Sendable {
     /// guest ejected.
     public var presentVCPUCount: Int { cpuHotplug.enabledCount }
 
+    /// VM exits of all vCPUs so far (for the control socket's `stats`).
+    public var exitCount: UInt64 { cpus.reduce(0) { $0 &+ $1.exits } }
+
     /// `vcpu-set`: the host wants vCPUs 0..<count. Added vCPUs are present
     /// at once (their threads run KVM_RUN, where the guest's INIT/SIPI
     /// finds them); removed ones stay until the guest ejects them. Either

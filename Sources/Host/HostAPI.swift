@@ -1,7 +1,7 @@
 import Foundation
 import UnixSockets
 
-/// xenod's HTTP/JSON API (docs/openapi.yaml describes it):
+/// xenod's HTTP/JSON API (docs/openapi.json describes it; HostRoutes lists its routes):
 ///
 ///     GET    /v1/domains                    the domains, as `xeno list` shows them
 ///     POST   /v1/domains                    {"config": "<xl.cfg text>", "path": "<its file name>"}
@@ -17,6 +17,8 @@ public struct HostAPI: Sendable {
     public init(manager: DomainManager) { self.manager = manager }
 
     func handle(_ r: HTTPServer.Request) -> HTTPServer.Response {
+        // Only the routes HostRoutes lists (and docs/openapi.json documents) are served.
+        if let refusal = HostRoutes.refusal(method: r.method, path: r.path) { return refusal }
         let parts = r.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         do {
             if let answer = try verbRoute(r, parts) { return answer }
@@ -94,16 +96,37 @@ public struct HostAPI: Sendable {
         family("xenolith_domain_cpu_seconds_total", "CPU time of the domain's VMM process (guest and device work).", "counter") { String($0.cpuSeconds) }
         family("xenolith_domain_vmm_resident_bytes", "Resident memory of the VMM process, guest RAM included.", "gauge") { String($0.residentBytes) }
         family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" ? "1" : "0" }
+        out += statisticsMetrics(all)
         out += creditMetrics()
         return out
     }
 }
 
-/// Listens on a Unix socket (mode 0600) and serves the API there.
+/// Serves the API on a Unix socket (mode 0600: no token needed) and, when
+/// asked, on TCP with TLS, where every request must carry the bearer token.
 public enum HostDaemon {
-    public static func serve(socketPath: String, api: HostAPI) throws -> Never {
+    public static func serve(socketPath: String, tcp: TCPListenerOptions? = nil, api: HostAPI,
+                             log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Never {
+        // Everything that can be refused is checked before either listener accepts a connection.
+        var network: HTTPServer?
+        if let tcp {
+            let token = try BearerToken(file: tcp.tokenFile)
+            let context = try TLSServerContext(certificateChain: tcp.certificateChain, privateKey: tcp.privateKey)
+            let (fd, bound) = try TCPListener.listen(tcp.address)
+            network = HTTPServer(listener: fd, tls: context, authenticate: { request in
+                guard let refusal = token.refusal(request) else { return nil }
+                log("401 to \(request.peer) on https://\(bound): \(request.method.prefix(16)) \(request.path.prefix(128)): \(request.headers["authorization"] == nil ? "no token" : "wrong token")")
+                return refusal
+            }) { api.handle($0) }
+            log("xenod listening on https://\(bound) (TLS, bearer token)")
+        }
         let fd: Int32
         do { fd = try UnixSocket.listen(path: socketPath, what: "API socket") } catch { throw HostError(error.description) }
+        log("xenod listening on \(socketPath)")
+        if let network {
+            let thread = Thread { network.serve() }
+            thread.start()
+        }
         HTTPServer(listener: fd) { api.handle($0) }.serve()
         throw HostError("accept failed on \(socketPath): \(String(cString: strerror(errno)))")
     }

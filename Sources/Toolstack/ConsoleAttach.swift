@@ -10,6 +10,9 @@ enum ConsoleAttach {
     static let detachKey: UInt8 = 0x1d
 
     static func run(domain: String) throws -> Int32 {
+        guard !Toolstack.socketPath.contains("://") else {
+            throw ToolstackError("console: attach on xenod's own host (the console is a Unix socket there), not over --host")
+        }
         let r = try HTTPClient.request(socket: Toolstack.socketPath, method: "GET",
                                        path: "/v1/domains/\(Toolstack.escape(domain))/console")
         guard let path = r["socket"]?.string else { throw ToolstackError("xenod did not say where the console is") }

@@ -14,17 +14,31 @@ public enum Toolstack {
            xeno destroy NAME           stop a domain at once
            xeno vcpu-set NAME N        set the vCPUs online (up to maxvcpus)
            xeno mem-set NAME SIZE      set the memory target (balloon)
+           xeno [--host https://H:P --token-file F [--cacert CA]] VERB ...
+                                       a remote xenod (or XENOD_URL, XENOD_TOKEN_FILE, XENOD_CACERT)
 
     """ + hostVerbsUsage
 
+    /// Where xenod is, for `HTTPClient.request(socket:)`: its Unix socket
+    /// or an https:// URL (XenodEndpoint says which variables choose).
     static var socketPath: String {
-        if let p = getenv("XENOD_SOCKET") { return String(cString: p) }
-        return "/run/xenolith/xenod.sock"
+        XenodEndpoint.environment("XENOD_URL") ?? XenodEndpoint.environment("XENOD_SOCKET") ?? "/run/xenolith/xenod.sock"
+    }
+
+    /// `--host URL`, `--token-file FILE`, `--cacert FILE` before the verb:
+    /// set into the environment; the rest of the arguments, or nil (said why).
+    public static func takeConnectionOptions(_ args: [String]) -> [String]? {
+        do { return try XenodEndpoint.takeOptions(args) } catch {
+            let text = "xeno: \(error)\n"
+            _ = text.withCString { write(2, $0, strlen($0)) }
+            return nil
+        }
     }
 
     /// Runs `verb` with its arguments; the process's exit status.
-    public static func run(_ verb: String, _ args: [String]) -> Int32 {
+    public static func run(_ verb: String, _ arguments: [String]) -> Int32 {
         do {
+            let args = try XenodEndpoint.takeOptions(arguments)
             switch (verb, args.count) {
             case ("create", 1):
                 let text = try readConfig(args[0])
@@ -65,6 +79,10 @@ public enum Toolstack {
     }
 
     static func readConfig(_ path: String) throws -> String {
+        try readFile(path, limit: 256 << 10, what: "not a domain configuration")
+    }
+
+    static func readFile(_ path: String, limit: Int, what: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ToolstackError("\(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -76,7 +94,7 @@ public enum Toolstack {
             guard n >= 0 else { throw ToolstackError("\(path): \(String(cString: strerror(errno)))") }
             if n == 0 { break }
             bytes += buffer[0..<n]
-            guard bytes.count <= 256 << 10 else { throw ToolstackError("\(path): larger than 256 KiB; not a domain configuration") }
+            guard bytes.count <= limit else { throw ToolstackError("\(path): larger than \(limit >> 10) KiB; \(what)") }
         }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -106,24 +124,24 @@ struct ToolstackError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// One HTTP/1.1 request over a Unix socket, its JSON answer; an error
-/// status becomes an error carrying the server's `error` text.
+/// One HTTP/1.1 request to xenod (its Unix socket, or HTTPS: see
+/// XenodEndpoint), its JSON answer; an error status becomes an error
+/// carrying the server's `error` text.
 enum HTTPClient {
-    static func request(socket path: String, method: String, path target: String, body: String? = nil) throws -> JSONValue {
-        let fd: Int32
-        do { fd = try UnixSocket.connect(path: path) } catch {
-            throw ToolstackError("cannot reach xenod: \(error) (is xenod running? XENOD_SOCKET sets the path)")
-        }
-        defer { close(fd) }
+    /// `socket`: a Unix socket path or an https:// URL (`Toolstack.socketPath`).
+    static func request(socket server: String, method: String, path target: String, body: String? = nil) throws -> JSONValue {
+        let endpoint = server.hasPrefix("https://") || server.hasPrefix("http://") ? try XenodEndpoint.parse(server) : .unix(path: server)
+        let (connection, extraHeaders) = try endpoint.open()
+        defer { connection.close() }
         let payload = Array((body ?? "").utf8)
-        var message = Array("\(method) \(target) HTTP/1.1\r\nHost: xenod\r\nContent-Length: \(payload.count)\r\n".utf8)
+        var message = Array("\(method) \(target) HTTP/1.1\r\nHost: xenod\r\n\(extraHeaders)Content-Length: \(payload.count)\r\n".utf8)
         if body != nil { message += Array("Content-Type: application/json\r\n".utf8) }
         message += Array("\r\n".utf8) + payload
-        guard UnixSocket.sendAll(fd, message) else { throw ToolstackError("xenod hung up") }
+        guard connection.sendAll(message) else { throw ToolstackError("xenod hung up") }
         var response: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 8192)
         while response.count < 8 << 20 {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = connection.receive(&buffer)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             response += buffer[0..<n]
@@ -132,7 +150,17 @@ enum HTTPClient {
         let head = String(decoding: response[0..<split], as: UTF8.self)
         let statusWords = head.split(separator: " ", maxSplits: 2)
         guard statusWords.count >= 2, let status = Int(statusWords[1]) else { throw ToolstackError("xenod's answer has no status") }
-        let json = JSONValue.parse(Array(response[(split + 4)...])) ?? .null
+        let body = Array(response[(split + 4)...])
+        // A connection cut short (TLS without close_notify looks like an end) must not pass for an answer.
+        for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+            guard Int(line.dropFirst(15).trimmingCharacters(while: { $0 == " " })) == body.count else {
+                throw ToolstackError("xenod's answer was cut short")
+            }
+        }
+        let json = JSONValue.parse(body) ?? .null
+        if status == 401, case .https(_, _, nil, _) = endpoint {
+            throw ToolstackError((json["error"]?.string ?? "unauthorized") + " (XENOD_TOKEN_FILE or --token-file names the token's file)")
+        }
         guard status < 300 else { throw ToolstackError(json["error"]?.string ?? "xenod answered \(status)") }
         return json
     }
@@ -141,5 +169,14 @@ enum HTTPClient {
         guard b.count >= 4 else { return nil }
         for i in 0...(b.count - 4) where b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { return i }
         return nil
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(while drop: (Character) -> Bool) -> Substring {
+        var s = self
+        while let f = s.first, drop(f) { s = s.dropFirst() }
+        while let l = s.last, drop(l) { s = s.dropLast() }
+        return s
     }
 }

@@ -7,7 +7,7 @@ public enum ControlClient {
     /// Exit status: 0 for an `ok` reply, 1 for `error` or no reply.
     public static func run(_ args: [String]) -> Int32 {
         guard args.count >= 2 else {
-            Runner.fail("usage: xeno ctl SOCKET info | vcpu-set N | mem-set SIZE")
+            Runner.fail("usage: xeno ctl SOCKET info | stats | vcpu-set N | mem-set SIZE")
             return 2
         }
         let request = args.dropFirst().joined(separator: " ")

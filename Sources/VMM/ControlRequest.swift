@@ -3,6 +3,8 @@
 /// socket, so parsing is strict and every refusal says why in one line.
 enum ControlRequest: Equatable, Sendable {
     case info
+    /// Counters for xenod's metrics: VM exits, and the PV devices' I/O.
+    case stats
     case setVCPUs(Int)
     case setMemory(bytes: UInt64)
     /// Runs a command in the guest through its agent: the command as
@@ -26,7 +28,7 @@ enum ControlRequest: Equatable, Sendable {
         prefix.starts(with: "exec ".utf8) ? maxExecLength : maxLength
     }
 
-    static let usage = "info, vcpu-set N, mem-set SIZE, exec SECONDS BASE64, shutdown poweroff|reboot"
+    static let usage = "info, stats, vcpu-set N, mem-set SIZE, exec SECONDS BASE64, shutdown poweroff|reboot"
 
     /// Parses one line (without its newline).
     static func parse(_ line: [UInt8]) -> Result<ControlRequest, ControlError> {
@@ -46,6 +48,9 @@ enum ControlRequest: Equatable, Sendable {
         case "info":
             guard args.isEmpty else { return .failure(ControlError("info takes no arguments")) }
             return .success(.info)
+        case "stats":
+            guard args.isEmpty else { return .failure(ControlError("stats takes no arguments")) }
+            return .success(.stats)
         case "vcpu-set":
             guard args.count == 1 else { return .failure(ControlError("usage: vcpu-set N")) }
             let n = args[0]

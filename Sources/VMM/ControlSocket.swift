@@ -12,6 +12,8 @@ final class ControlSocket: @unchecked Sendable {
     private let listener: Int32
     /// The running guest (nil between a reboot's end and the next boot).
     private let target = Mutex<(any ControlTarget)?>(nil)
+    /// Its devices' counters, for `stats` (nil: none to report).
+    private let devices = Mutex<DeviceCounters?>(nil)
     /// The guest agent's host end (PV guests), for `exec`.
     private let agent: GuestAgent?
     /// Clients being served; more are turned away rather than given threads.
@@ -34,7 +36,10 @@ final class ControlSocket: @unchecked Sendable {
     func removeSocketFile() { unlink(path) }
 
     /// Requests go to `guest` from now on (nil: refused while there is none).
-    func serve(_ guest: (any ControlTarget)?) { target.withLock { $0 = guest } }
+    func serve(_ guest: (any ControlTarget)?, devices: DeviceCounters? = nil) {
+        target.withLock { $0 = guest }
+        self.devices.withLock { $0 = devices }
+    }
 
     /// Accepts clients on a thread of its own, for the life of the process.
     func start() {
@@ -108,6 +113,9 @@ final class ControlSocket: @unchecked Sendable {
         do throws(ControlError) {
             switch request {
             case .info: return "ok " + guest.info()
+            case .stats:
+                let words = devices.withLock { $0?.words }
+                return "ok exits=\(guest.exitCount)" + (words.map { " " + $0 } ?? "")
             case .setVCPUs(let n):
                 try guest.setVCPUs(n)
                 return "ok vcpus=\(n)"

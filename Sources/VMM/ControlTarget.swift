@@ -7,6 +7,8 @@ protocol ControlTarget: AnyObject, Sendable {
     func info() -> String
     func setVCPUs(_ count: Int) throws(ControlError)
     func setMemory(bytes: UInt64) throws(ControlError)
+    /// VM exits of all vCPUs so far.
+    var exitCount: UInt64 { get }
 }
 
 extension PVDomain: ControlTarget {

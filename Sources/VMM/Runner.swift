@@ -190,8 +190,9 @@ public enum Runner {
                 fail("\(error)")
                 return 1
             }
-            control?.serve(domain as? any ControlTarget)
-            namedControl?.serve(domain as? any ControlTarget)
+            let counters = options.mode == .pv ? DeviceCounters(disks: backends, nics: nics) : nil
+            control?.serve(domain as? any ControlTarget, devices: counters)
+            namedControl?.serve(domain as? any ControlTarget, devices: counters)
             consoleSocket?.serve(domain)
             let input = ConsoleInput(domain: domain, terminal: terminal)
             input.start()

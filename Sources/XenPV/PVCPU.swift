@@ -91,7 +91,10 @@ final class PVCPU: @unchecked Sendable {
     private let pthreadReady = Atomic<Bool>(false)
 
     // Statistics.
-    var exits: UInt64 = 0
+    /// VM exits so far: only this vCPU's thread writes it (a plain load
+    /// and store, no locked add), the control socket's `stats` reads it.
+    let exitCount = Atomic<UInt64>(0)
+    var exits: UInt64 { exitCount.load(ordering: .relaxed) }
     var hypercallCounts = [UInt64](repeating: 0, count: 64)
     var vectorCounts = [UInt64](repeating: 0, count: 64)
     var replayed: UInt64 = 0
@@ -191,6 +194,8 @@ final class PVCPU: @unchecked Sendable {
         }
         pthread = pthread_self()
         threadID.store(ckvm_gettid(), ordering: .releasing)
+        // "vcpu N" in /proc/PID/task/*/comm: xenod's metrics find the vCPU threads' CPU time and steal there.
+        _ = pthread_setname_np(pthread, "vcpu \(id)")
         pthreadReady.store(true, ordering: .releasing)
         var t: timer_t? = nil
         if ckvm_thread_timer_create(ckvm_gettid(), VCPU.kickSignal, &t) == 0 {
@@ -211,7 +216,7 @@ final class PVCPU: @unchecked Sendable {
                 running.store(true, ordering: .releasing)
                 let exit = try kvm.enter()
                 running.store(false, ordering: .releasing)
-                exits &+= 1
+                exitCount.store(exitCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 try handle(exit)
             }
         } catch let failure as GuestFailure {

@@ -289,8 +289,6 @@ public final class PVDomain: @unchecked Sendable {
             let box = Unmanaged.passRetained(cpu).toOpaque()
             pthread_create(&t, nil, { arg in
                 let cpu = Unmanaged<PVCPU>.fromOpaque(arg!).takeRetainedValue()
-                // "vcpu N" in /proc/PID/task/*/comm: `xeno vcpu-list` finds it there.
-                _ = pthread_setname_np(pthread_self(), "vcpu \(cpu.id)")
                 cpu.threadMain()
                 return nil
             }, box)

@@ -18,6 +18,9 @@ extension PVDomain {
     /// vCPUs the guest has up now (VCPUOP_up'd and not VCPUOP_down'd).
     public var onlineVCPUCount: Int { vcpus.count { $0.online.load(ordering: .acquiring) } }
 
+    /// VM exits of all vCPUs so far (for the control socket's `stats`).
+    public var exitCount: UInt64 { vcpus.reduce(0) { $0 &+ $1.exits } }
+
     /// Makes vCPUs 0..<n available and the rest unavailable, as `xl vcpu-set`
     /// does: `cpu/<i>/availability` = online/offline for every vCPU.
     public func setAvailableVCPUs(_ n: Int) throws(DomainRequestError) {

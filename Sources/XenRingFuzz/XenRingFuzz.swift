@@ -119,6 +119,8 @@ private final class FuzzRun {
     var block: BlockRing?
     var net: NetRings?
     var blockCounters = BlockCounters()
+    let blockBatch = BlockBatch()
+    var previousBlockRequests = [BlockRequest](repeating: BlockRequest(), count: Int(BlockRing.entries))
     var netCounters = NetCounters()
     /// Ring grants the backends hold (ref, frame), as connect claimed them.
     var blockRef: UInt32 = 0, txRef: UInt32 = 1, rxRef: UInt32 = 2
@@ -266,10 +268,14 @@ private final class FuzzRun {
     /// Response `k` on the block ring answers `request`: checked as soon as
     /// it is written, since a later read may overwrite it (a guest can name
     /// its own ring page as a read's buffer).
+    func checkBlockResponses(_ page: UnsafeMutableRawPointer, from: UInt32, count: Int, requests: [BlockRequest]) {
+        for i in 0..<count { checkBlockResponse(page, from &+ UInt32(i), requests[i]) }
+    }
+
     func checkBlockResponse(_ page: UnsafeMutableRawPointer, _ k: UInt32, _ request: BlockRequest) {
         let o = BlockRing.entriesOffset + Int(k % BlockRing.entries) * BlockRing.entryBytes
         guard page.load(fromByteOffset: o, as: UInt64.self) == request.id,
-              page.load(fromByteOffset: o + 8, as: UInt8.self) == request.operation else {
+              page.load(fromByteOffset: o + 8, as: UInt8.self) == request.responseOperation else {
             violated("block response \(k) does not answer request \(k) (id \(request.id))")
         }
         let status = page.load(fromByteOffset: o + 10, as: Int16.self)
@@ -283,15 +289,22 @@ private final class FuzzRun {
         let consumed = ring.requestsConsumed, produced = ring.responsesProduced
         let disk = self.disk, domain = self.domain, page = ring.page
         var counters = blockCounters
-        var last: (UInt32, BlockRequest)?
+        let batch = blockBatch
+        var previous = previousBlockRequests
+        var lastPass: (from: UInt32, count: Int)?
         var k = produced
-        let corruption = ring.service(perform: { request in
-            if let (index, previous) = last { self.checkBlockResponse(page, index, previous) }
-            last = (k, request)
-            k &+= 1
-            return BlockRequests.perform(request, grants: domain, store: disk, counters: &counters)
+        let corruption = ring.service(batch: batch, perform: { n in
+            // A pass's responses are written after `perform` returns: check
+            // them before the next pass's I/O (which may land in the ring
+            // page itself) can overwrite them, and after the last pass.
+            if let (from, count) = lastPass { self.checkBlockResponses(page, from: from, count: count, requests: previous) }
+            BlockRequests.perform(batch: batch, count: n, grants: domain, store: disk, counters: &counters)
+            for i in 0..<n { previous[i] = batch.requests[i] }
+            lastPass = (k, n)
+            k &+= UInt32(n)
         }, notify: {})
-        if let (index, previous) = last { checkBlockResponse(page, index, previous) }
+        if let (from, count) = lastPass { checkBlockResponses(page, from: from, count: count, requests: previous) }
+        previousBlockRequests = previous
         blockCounters = counters
         block = ring
         checkWrites(since: before, entryCount: entries)
@@ -453,6 +466,14 @@ private final class FuzzRun {
             slot.storeBytes(of: sector, toByteOffset: 16, as: UInt64.self)
             if operation == BlockRequests.discard {
                 slot.storeBytes(of: kind & 16 != 0 ? r.uint64() : UInt64(r.byte()), toByteOffset: 24, as: UInt64.self)
+            } else if operation == BlockRequests.indirect {
+                // blkif_request_indirect: the carried operation is `segments`,
+                // a 16-bit count, and up to 8 grants of descriptor pages
+                // (whose contents the guest writes with the other steps).
+                slot.storeBytes(of: kind & 16 != 0 ? r.uint16() : UInt16(r.byte()), toByteOffset: 2, as: UInt16.self)
+                for i in 0..<BlockRing.maxIndirectPages {
+                    slot.storeBytes(of: kind & 32 != 0 ? r.uint32() : UInt32(r.byte()), toByteOffset: 28 + i * 4, as: UInt32.self)
+                }
             } else {
                 for i in 0..<min(Int(segments), BlockRing.maxSegments) {
                     let ref = kind & 32 != 0 ? r.uint32() : UInt32(r.byte())

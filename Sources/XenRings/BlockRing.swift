@@ -15,6 +15,14 @@ public struct BlockRing {
     public static let entries: UInt32 = 32, entryBytes = 112, entriesOffset = 64
     /// BLKIF_MAX_SEGMENTS_PER_REQUEST.
     public static let maxSegments = 11
+    /// The segments an indirect request may carry (feature-max-indirect-segments):
+    /// 256 pages, 1 MiB, so that one ring slot carries a whole 1 MiB bio. A
+    /// frontend uses the smaller of this and its own limit (Linux: 32).
+    public static let maxIndirectSegments = 256
+    /// Segment descriptors in one indirect page (4096 / 8).
+    public static let segmentsPerIndirectPage = 512
+    /// BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST.
+    public static let maxIndirectPages = 8
 
     public let page: UnsafeMutableRawPointer
     public private(set) var requestsConsumed: UInt32 = 0
@@ -25,11 +33,12 @@ public struct BlockRing {
         self.page = page
     }
 
-    /// Serves every request the frontend has published: `perform` gives each
-    /// one's status, responses are published in order, `notify` is called
-    /// when the frontend asked for an event. Returns the corruption that
-    /// must close the device, or nil.
-    public mutating func service(perform: (BlockRequest) -> Int16, notify: () -> Void) -> RingCorruption? {
+    /// Serves every request the frontend has published: each pass copies
+    /// the requests out of the ring into `batch`, `perform` serves
+    /// `batch.requests[0..<n]` and writes their statuses, and the responses
+    /// are published in order; `notify` is called when the frontend asked
+    /// for an event. Returns the corruption that must close the device, or nil.
+    public mutating func service(batch: BlockBatch, perform: (Int) -> Void, notify: () -> Void) -> RingCorruption? {
         let reqProd = page, reqEvent = page + 4, rspProd = page + 8, rspEvent = page + 12
         var more = true
         while more {
@@ -37,21 +46,27 @@ public struct BlockRing {
             if produced &- requestsConsumed > Self.entries {
                 return RingCorruption(ring: .block, produced: produced, consumed: requestsConsumed)
             }
-            let start = responsesProduced
-            while requestsConsumed != produced {
-                let slot = page + Self.entriesOffset + Int(requestsConsumed % Self.entries) * Self.entryBytes
-                requestsConsumed &+= 1
-                var request = BlockRequest()
-                withUnsafeMutableBytes(of: &request.bytes) { $0.copyMemory(from: UnsafeRawBufferPointer(start: slot, count: Self.entryBytes)) }
-                let status = perform(request)
-                // The response overwrites its own slot (ring slots are shared by request and response).
-                let out = page + Self.entriesOffset + Int(responsesProduced % Self.entries) * Self.entryBytes
-                out.storeBytes(of: request.id, as: UInt64.self)
-                out.storeBytes(of: request.operation, toByteOffset: 8, as: UInt8.self)
-                out.storeBytes(of: status, toByteOffset: 10, as: Int16.self)
-                responsesProduced &+= 1
-            }
-            if responsesProduced != start {
+            let count = Int(produced &- requestsConsumed)
+            if count > 0 {
+                for k in 0..<count {
+                    let slot = page + Self.entriesOffset + Int((requestsConsumed &+ UInt32(k)) % Self.entries) * Self.entryBytes
+                    withUnsafeMutableBytes(of: &batch.requests[k].bytes) {
+                        $0.copyMemory(from: UnsafeRawBufferPointer(start: slot, count: Self.entryBytes))
+                    }
+                }
+                requestsConsumed &+= UInt32(count)
+                perform(count)
+                // Each response overwrites a slot its request was copied out of
+                // (ring slots are shared by request and response).
+                let start = responsesProduced
+                for k in 0..<count {
+                    let request = batch.requests[k]
+                    let out = page + Self.entriesOffset + Int(responsesProduced % Self.entries) * Self.entryBytes
+                    out.storeBytes(of: request.id, as: UInt64.self)
+                    out.storeBytes(of: request.responseOperation, toByteOffset: 8, as: UInt8.self)
+                    out.storeBytes(of: batch.statuses[k], toByteOffset: 10, as: Int16.self)
+                    responsesProduced &+= 1
+                }
                 ckvm_store_release32(rspProd, responsesProduced)
                 ckvm_fence()
                 let event = rspEvent.load(as: UInt32.self)
@@ -88,9 +103,36 @@ public struct BlockRequest {
     public var discardSectors: UInt64 { load(24, as: UInt64.self) }
 
     /// `blkif_request_segment`: grant, first and last sector within the page.
-    public func segment(_ i: Int) -> (grant: UInt32, first: UInt8, last: UInt8) {
+    public func segment(_ i: Int) -> BlockSegment {
         let o = 24 + i * 8
-        return (load(o, as: UInt32.self), load(o + 4, as: UInt8.self), load(o + 5, as: UInt8.self))
+        return BlockSegment(grant: load(o, as: UInt32.self), first: load(o + 4, as: UInt8.self), last: load(o + 5, as: UInt8.self))
+    }
+
+    // `blkif_request_indirect` (BLKIF_OP_INDIRECT): the read or write it
+    // carries, a 16-bit segment count, and up to 8 grants of pages that
+    // hold the segment descriptors.
+    public var indirectOperation: UInt8 { load(1, as: UInt8.self) }
+    public var indirectSegmentCount: Int { Int(load(2, as: UInt16.self)) }
+    public func indirectPage(_ i: Int) -> UInt32 { load(28 + i * 4, as: UInt32.self) }
+
+    /// The operation a response names: an indirect request is answered as
+    /// the read or write it carried (Linux's blkfront checks this).
+    public var responseOperation: UInt8 {
+        operation == BlockRequests.indirect ? indirectOperation : operation
+    }
+}
+
+/// One `blkif_request_segment`: a granted page and the run of 512-byte
+/// sectors in it (first and last, inclusive) that the request moves.
+public struct BlockSegment: Equatable, Sendable {
+    public var grant: UInt32
+    public var first: UInt8
+    public var last: UInt8
+
+    public init(grant: UInt32, first: UInt8, last: UInt8) {
+        self.grant = grant
+        self.first = first
+        self.last = last
     }
 }
 
@@ -100,6 +142,12 @@ public enum BlockRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case notSupported(operation: UInt8)
     /// A read or write with no segments or more than BLKIF_MAX_SEGMENTS_PER_REQUEST.
     case segmentCount(Int)
+    /// An indirect request with no segments or more than feature-max-indirect-segments.
+    case indirectSegmentCount(Int)
+    /// An indirect request that carries neither a read nor a write.
+    case indirectOperation(UInt8)
+    /// An indirect request's page of segment descriptors could not be read.
+    case indirectPage(page: Int, GrantRefusal)
     /// first_sect > last_sect, or last_sect past the page's 8 sectors.
     case sectorsOutsidePage(segment: Int, first: UInt8, last: UInt8)
     case grant(segment: Int, GrantRefusal)
@@ -113,6 +161,9 @@ public enum BlockRefusal: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .notSupported(let op): "operation \(op) is not supported"
         case .segmentCount(let n): "\(n) segments (1 to \(BlockRing.maxSegments) allowed)"
+        case .indirectSegmentCount(let n): "indirect request of \(n) segments (1 to \(BlockRing.maxIndirectSegments) allowed)"
+        case .indirectOperation(let op): "indirect request carries operation \(op), not a read or write"
+        case .indirectPage(let i, let why): "indirect page \(i): \(why)"
         case .sectorsOutsidePage(let i, let f, let l): "segment \(i): sectors \(f) to \(l) are not within one page"
         case .grant(let i, let why): "segment \(i): \(why)"
         case .readOnlyDisk: "the disk is read-only"
@@ -131,7 +182,7 @@ public struct BlockCounters: Equatable, Sendable {
 /// Carries out one blkif request against a disk, through the guest's grants.
 public enum BlockRequests {
     /// BLKIF_OP_* and BLKIF_RSP_*.
-    public static let read: UInt8 = 0, write: UInt8 = 1, flush: UInt8 = 3, discard: UInt8 = 5
+    public static let read: UInt8 = 0, write: UInt8 = 1, flush: UInt8 = 3, discard: UInt8 = 5, indirect: UInt8 = 6
     public static let okay: Int16 = 0, error: Int16 = -1, notSupported: Int16 = -2
 
     /// The response status for `request`.
@@ -152,6 +203,7 @@ public enum BlockRequests {
         switch request.operation {
         case read: return transfer(request, toGuest: true, grants: grants, store: store, counters: &counters)
         case write: return transfer(request, toGuest: false, grants: grants, store: store, counters: &counters)
+        case indirect: return transferIndirect(request, grants: grants, store: store, counters: &counters)
         case flush:     // flush the disk cache; a write may ride along (a pre-flushed write)
             if case .failure(let e) = store.flush() { return .failure(.disk(e)) }
             return request.segmentCount == 0 ? .success(())
@@ -163,25 +215,84 @@ public enum BlockRequests {
             if overflow || overflow2 { return .failure(.beyondDisk(sector: request.sector)) }
             if case .failure(let e) = store.discard(offset: offset, count: bytes) { return .failure(.disk(e)) }
             return .success(())
-        default:        // barriers and indirect segments were not offered
+        default:        // barriers were not offered
             return .failure(.notSupported(operation: request.operation))
         }
     }
 
-    /// A read (`toGuest`) or write: up to 11 granted pages, each a run of
-    /// 512-byte sectors inside its page, contiguous on the disk. All grants
-    /// are claimed first, then one vectored system call moves the data.
+    /// A read (`toGuest`) or write of up to 11 segments held in the request.
     static func transfer<G: GrantMapper, S: BlockStore>(_ request: BlockRequest, toGuest: Bool, grants: G, store: S,
                                                         counters: inout BlockCounters) -> Result<Void, BlockRefusal> {
         let count = request.segmentCount
         guard count >= 1 && count <= BlockRing.maxSegments else { return .failure(.segmentCount(count)) }
+        return withUnsafeTemporaryAllocation(of: BlockSegment.self, capacity: BlockRing.maxSegments) { segments in
+            for i in 0..<count { segments[i] = request.segment(i) }
+            return move(UnsafeBufferPointer(rebasing: segments[0..<count]), sector: request.sector, toGuest: toGuest,
+                        grants: grants, store: store, counters: &counters)
+        }
+    }
+
+    /// BLKIF_OP_INDIRECT: the segment descriptors are copied out of their
+    /// granted pages (the guest may change them under us) and the pages let
+    /// go before any data moves; then it is a read or write like any other.
+    static func transferIndirect<G: GrantMapper, S: BlockStore>(_ request: BlockRequest, grants: G, store: S,
+                                                                counters: inout BlockCounters) -> Result<Void, BlockRefusal> {
+        let op = request.indirectOperation
+        guard op == read || op == write else { return .failure(.indirectOperation(op)) }
+        let count = request.indirectSegmentCount
+        guard count >= 1 && count <= BlockRing.maxIndirectSegments else { return .failure(.indirectSegmentCount(count)) }
+        return withUnsafeTemporaryAllocation(of: BlockSegment.self, capacity: BlockRing.maxIndirectSegments) { segments in
+            if let why = copyIndirectSegments(request, count: count, into: segments.baseAddress!, grants: grants) {
+                return .failure(why)
+            }
+            return move(UnsafeBufferPointer(rebasing: segments[0..<count]), sector: request.sector, toGuest: op == read,
+                        grants: grants, store: store, counters: &counters)
+        }
+    }
+
+    /// Copies an indirect request's `count` segment descriptors out of its
+    /// granted pages into `segments`, claiming each page only while it is
+    /// read; or says why not.
+    static func copyIndirectSegments<G: GrantMapper>(_ request: BlockRequest, count: Int, into segments: UnsafeMutablePointer<BlockSegment>,
+                                                     grants: G) -> BlockRefusal? {
+        let perPage = BlockRing.segmentsPerIndirectPage
+        var copied = 0, page = 0
+        while copied < count {
+            let ref = request.indirectPage(page)
+            let base: UnsafeMutableRawPointer
+            switch grants.claim(grant: ref, writable: false) {
+            case .success(let p): base = p
+            case .failure(let why): return .indirectPage(page: page, why)
+            }
+            let n = min(perPage, count - copied)
+            for i in 0..<n {
+                let o = i * 8
+                segments[copied + i] = BlockSegment(grant: base.loadUnaligned(fromByteOffset: o, as: UInt32.self),
+                                                    first: base.load(fromByteOffset: o + 4, as: UInt8.self),
+                                                    last: base.load(fromByteOffset: o + 5, as: UInt8.self))
+            }
+            grants.release(grant: ref, writable: false)
+            copied += n
+            page += 1
+        }
+        return nil
+    }
+
+    /// Moves `segments` (granted pages, each a run of 512-byte sectors
+    /// inside its page, contiguous on the disk from `sector`) to or from the
+    /// disk. All grants are claimed first, then one vectored system call
+    /// moves the data.
+    static func move<G: GrantMapper, S: BlockStore>(_ segments: UnsafeBufferPointer<BlockSegment>, sector: UInt64, toGuest: Bool,
+                                                    grants: G, store: S,
+                                                    counters: inout BlockCounters) -> Result<Void, BlockRefusal> {
         if !toGuest && store.isReadOnly { return .failure(.readOnlyDisk) }
-        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: BlockRing.maxSegments) { vectors -> Result<Void, BlockRefusal> in
+        let count = segments.count
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors -> Result<Void, BlockRefusal> in
             var claimed = 0
-            defer { for i in 0..<claimed { grants.release(grant: request.segment(i).grant, writable: toGuest) } }
+            defer { for i in 0..<claimed { grants.release(grant: segments[i].grant, writable: toGuest) } }
             var total = 0
             for i in 0..<count {
-                let s = request.segment(i)
+                let s = segments[i]
                 guard s.first <= s.last && s.last < 8 else {
                     return .failure(.sectorsOutsidePage(segment: i, first: s.first, last: s.last))
                 }
@@ -195,9 +306,9 @@ public enum BlockRequests {
                 vectors[i] = iovec(iov_base: page + Int(s.first) * 512, iov_len: length)
                 total += length
             }
-            let (offset, overflow) = request.sector.multipliedReportingOverflow(by: FlatFileDisk.sectorSize)
+            let (offset, overflow) = sector.multipliedReportingOverflow(by: FlatFileDisk.sectorSize)
             guard !overflow, store.contains(offset: offset, count: UInt64(total)) else {
-                return .failure(.beyondDisk(sector: request.sector))
+                return .failure(.beyondDisk(sector: sector))
             }
             let done = UnsafeBufferPointer(rebasing: vectors[0..<count])
             let result = toGuest ? store.read(vectors: done, at: offset) : store.write(vectors: done, at: offset)

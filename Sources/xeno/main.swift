@@ -10,7 +10,7 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
                 [--xenstore-socket PATH] [--control PATH] [--vsock PATH [--vsock-cid N]]
                 [-- COMMAND...]
-       xeno ctl PATH info | vcpu-set N | mem-set SIZE
+       xeno ctl PATH info | stats | vcpu-set N | mem-set SIZE
                      ask the guest running with --control PATH; prints the reply
        xeno exec [--timeout SECONDS] (NAME | --control PATH) [--] COMMAND...
                      run COMMAND in the PV guest run with --name NAME (or --control PATH);
@@ -21,7 +21,8 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
 
 func eprint(_ s: String) { _ = s.withCString { write(2, $0, strlen($0)) } }
 
-let args = Array(CommandLine.arguments.dropFirst())
+// `--host`, `--token-file`, `--cacert` may come before a toolstack verb.
+guard let args = Toolstack.takeConnectionOptions(Array(CommandLine.arguments.dropFirst())) else { exit(2) }
 guard let verb = args.first else {
     eprint(usage)
     exit(2)

@@ -229,3 +229,14 @@ struct ExecRequestTests {
         #expect(!Base64.decode(Array("YQ".utf8), into: &sink))
     }
 }
+
+@Suite("the stats request")
+struct StatsRequestTests {
+    @Test("stats takes no arguments")
+    func parsing() {
+        #expect((try? ControlRequest.parse(Array("stats".utf8)).get()) == .stats)
+        for bad in ["stats 1", "stats ", " stats", "STATS"] {
+            guard case .failure = ControlRequest.parse(Array(bad.utf8)) else { Issue.record("accepted '\(bad)'"); continue }
+        }
+    }
+}

@@ -26,6 +26,7 @@ struct HVMBalloonTests {
             (after: "FILLED", run: { pid in
                 note("rss-filled", String(ControlSocketTests.residentKiB(pid)))
                 note("info-filled", ctl("info"))
+                note("stats-filled", ctl("stats"))
                 note("too-big", ctl("mem-set", "512M"))
                 note("set-208", ctl("mem-set", "208M"))        // 48 MiB out: 12288 pages
             }),
@@ -40,6 +41,7 @@ struct HVMBalloonTests {
             (after: "DEFLATED", run: { pid in
                 usleep(200_000)
                 note("info-deflated", ctl("info"))
+                note("stats-deflated", ctl("stats"))
                 kill(pid, SIGTERM)
             }),
         ])
@@ -59,6 +61,15 @@ struct HVMBalloonTests {
         #expect(s["set-240"] == "0 ok memory-target-kib=245760", "\(s["set-240"] ?? "")")
         #expect(s["info-deflated"]?.hasSuffix("memory-target-kib=245760 memory-max-kib=262144 memory-current-kib=245760 balloon-actual-kib=16384") == true,
                 "\(s["info-deflated"] ?? "")")
+
+        // `stats`: the vCPU's VM exits so far (the port writes of its serial
+        // lines at least), growing; no PV device counters for an HVM guest.
+        func exits(_ key: String) -> Int? {
+            guard let reply = s[key], reply.hasPrefix("0 ok exits="), !reply.contains("disks=") else { return nil }
+            return Int(reply.dropFirst("0 ok exits=".count))
+        }
+        let early = exits("stats-filled") ?? 0, late = exits("stats-deflated") ?? 0
+        #expect(early > 0 && late > early, "stats: \(s["stats-filled"] ?? "") then \(s["stats-deflated"] ?? "")")
 
         // 48 MiB of touched guest pages left the VMM: allow a little slack
         // for the VMM's own memory moving meanwhile.

@@ -8,6 +8,9 @@ final class MemoryStore: BlockStore {
     let isReadOnly: Bool
     var bytes: [UInt8]
     var reads = 0, writes = 0, discards = 0, flushes = 0
+    /// Reads with more vectors than this fail with EIO (a merged transfer
+    /// that meets an error).
+    var failReadsOfMoreVectorsThan = Int.max
 
     /// Sector n holds the byte n + 1 throughout.
     init(sectors: Int = 64, readOnly: Bool = false) {
@@ -21,6 +24,7 @@ final class MemoryStore: BlockStore {
 
     func read(vectors: UnsafeBufferPointer<iovec>, at offset: UInt64) -> Result<Void, DiskError> {
         reads += 1
+        if vectors.count > failReadsOfMoreVectorsThan { return .failure(.io(errno: EIO)) }
         var at = Int(offset)
         for v in vectors {
             bytes.withUnsafeBytes { v.iov_base!.copyMemory(from: $0.baseAddress! + at, byteCount: v.iov_len) }
@@ -138,13 +142,15 @@ final class Guest {
         return (o.load(as: UInt64.self), o.load(fromByteOffset: 8, as: UInt8.self), o.load(fromByteOffset: 10, as: Int16.self))
     }
 
+    let batch = BlockBatch()
+
     func serveBlock(_ store: MemoryStore) -> (corruption: RingCorruption?, performed: Int) {
         var performed = 0
-        let domain = self.domain
+        let domain = self.domain, batch = self.batch
         var counters = self.counters
-        let corruption = block.service(perform: { r in
-            performed += 1
-            return BlockRequests.perform(r, grants: domain, store: store, counters: &counters)
+        let corruption = block.service(batch: batch, perform: { n in
+            performed += n
+            BlockRequests.perform(batch: batch, count: n, grants: domain, store: store, counters: &counters)
         }, notify: {})
         self.counters = counters
         return (corruption, performed)
