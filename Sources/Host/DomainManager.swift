@@ -347,7 +347,7 @@ public final class DomainManager: @unchecked Sendable {
             }
         }
         let usage = ProcessUsage(pid: d.record.pid)
-        let state = fields.isEmpty ? (kill(d.record.pid, 0) == 0 ? "unresponsive" : "ended") : "running"
+        let state = fields.isEmpty ? (kill(d.record.pid, 0) == 0 ? "unresponsive" : "ended") : (fields["state"] ?? "running")
         return Listing(name: d.record.name, id: d.record.id, pid: d.record.pid,
                        mode: fields["mode"] ?? d.config.type.rawValue,
                        memoryMiB: fields["memory-target-kib"].flatMap(Int.init).map { $0 >> 10 } ?? d.config.memoryMiB,

@@ -10,6 +10,7 @@ import UnixSockets
 ///     POST   /v1/domains/NAME/shutdown
 ///     POST   /v1/domains/NAME/vcpu-set      {"vcpus": N}
 ///     POST   /v1/domains/NAME/mem-set       {"memory": "512M"}
+///     POST   /v1/domains/NAME/pause         (and /unpause)
 ///     GET    /metrics                       Prometheus text
 public struct HostAPI: Sendable {
     let manager: DomainManager
@@ -53,7 +54,9 @@ public struct HostAPI: Sendable {
                 case "mem-set":
                     guard let m = try Self.jsonBody(r)["memory"] as? String else { throw HostError("body needs \"memory\": \"SIZE\"", status: 400) }
                     return .json(200, ["reply": try manager.setMemory(name, m)])
-                default: return .error(404, "no action '\(parts[3].prefix(32))' (shutdown, vcpu-set, mem-set)")
+                case "pause": return .json(200, ["reply": try manager.pause(name)])
+                case "unpause": return .json(200, ["reply": try manager.unpause(name)])
+                default: return .error(404, "no action '\(parts[3].prefix(32))' (shutdown, vcpu-set, mem-set, pause, unpause)")
                 }
             default:
                 return .error(404, "no such resource: \(r.method) \(r.path.prefix(128))")
@@ -92,7 +95,7 @@ public struct HostAPI: Sendable {
         family("xenolith_domain_memory_bytes", "Memory target of the guest.", "gauge") { String($0.memoryMiB << 20) }
         family("xenolith_domain_cpu_seconds_total", "CPU time of the domain's VMM process (guest and device work).", "counter") { String($0.cpuSeconds) }
         family("xenolith_domain_vmm_resident_bytes", "Resident memory of the VMM process, guest RAM included.", "gauge") { String($0.residentBytes) }
-        family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" ? "1" : "0" }
+        family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" || $0.state == "paused" ? "1" : "0" }
         return out
     }
 }

@@ -5,6 +5,8 @@ enum ControlRequest: Equatable, Sendable {
     case info
     case setVCPUs(Int)
     case setMemory(bytes: UInt64)
+    case pause
+    case unpause
     /// Runs a command in the guest through its agent: the command as
     /// base64 (checked, not decoded: the guest agent decodes it), and a
     /// limit on its run time in seconds (0: none).
@@ -23,7 +25,7 @@ enum ControlRequest: Equatable, Sendable {
         prefix.starts(with: "exec ".utf8) ? maxExecLength : maxLength
     }
 
-    static let usage = "info, vcpu-set N, mem-set SIZE, exec SECONDS BASE64"
+    static let usage = "info, vcpu-set N, mem-set SIZE, pause, unpause, exec SECONDS BASE64"
 
     /// Parses one line (without its newline).
     static func parse(_ line: [UInt8]) -> Result<ControlRequest, ControlError> {
@@ -43,6 +45,9 @@ enum ControlRequest: Equatable, Sendable {
         case "info":
             guard args.isEmpty else { return .failure(ControlError("info takes no arguments")) }
             return .success(.info)
+        case "pause", "unpause":
+            guard args.isEmpty else { return .failure(ControlError("\(verb) takes no arguments")) }
+            return .success(verb == "pause" ? .pause : .unpause)
         case "vcpu-set":
             guard args.count == 1 else { return .failure(ControlError("usage: vcpu-set N")) }
             let n = args[0]

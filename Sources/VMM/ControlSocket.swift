@@ -114,6 +114,12 @@ final class ControlSocket: @unchecked Sendable {
             case .setMemory(let bytes):
                 try guest.setMemory(bytes: bytes)
                 return "ok memory-target-kib=\(bytes >> 10)"
+            case .pause:
+                try guest.pauseGuest()
+                return "ok state=paused"
+            case .unpause:
+                guest.unpauseGuest()
+                return "ok state=running"
             case .exec:
                 return "error exec is answered by its own reply stream"     // (serve runs it)
             }

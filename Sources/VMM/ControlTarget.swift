@@ -7,14 +7,29 @@ protocol ControlTarget: AnyObject, Sendable {
     func info() -> String
     func setVCPUs(_ count: Int) throws(ControlError)
     func setMemory(bytes: UInt64) throws(ControlError)
+    /// Stops every vCPU (returns once they are stopped) / lets them run.
+    func pauseGuest() throws(ControlError)
+    func unpauseGuest()
+    var isPaused: Bool { get }
+}
+
+extension ControlTarget {
+    /// `info`'s state word.
+    var stateWord: String { isPaused ? "paused" : "running" }
 }
 
 extension PVDomain: ControlTarget {
     func info() -> String {
         "name=\(config.name) mode=pv vcpus-online=\(onlineVCPUCount) vcpus-max=\(config.maxVCPUs)"
             + " memory-target-kib=\(memoryTargetKiB) memory-max-kib=\(config.memoryBytes >> 10)"
-            + " memory-current-kib=\(currentMemoryKiB)"
+            + " memory-current-kib=\(currentMemoryKiB) state=\(stateWord)"
     }
+
+    func pauseGuest() throws(ControlError) {
+        do { try pause() } catch { throw ControlError(error.description) }
+    }
+
+    func unpauseGuest() { unpause() }
 
     func setVCPUs(_ count: Int) throws(ControlError) {
         do { try setAvailableVCPUs(count) } catch { throw ControlError(error.description) }
@@ -32,7 +47,14 @@ extension HVMDomain: ControlTarget {
         "name=\(name) mode=hvm vcpus-online=\(presentVCPUCount) vcpus-max=\(maxVCPUCount)"
             + " memory-target-kib=\(memoryTargetBytes >> 10) memory-max-kib=\(memoryBytes >> 10)"
             + " memory-current-kib=\(currentMemoryBytes >> 10) balloon-actual-kib=\(balloonActualBytes >> 10)"
+            + " state=\(stateWord)"
     }
+
+    func pauseGuest() throws(ControlError) {
+        do { try pause() } catch { throw ControlError(error.description) }
+    }
+
+    func unpauseGuest() { unpause() }
 
     /// ACPI CPU hotplug: the reply comes once the guest has been told (the
     /// GED interrupt raised), not once it has acted, as for PV.

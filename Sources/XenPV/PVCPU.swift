@@ -84,7 +84,9 @@ final class PVCPU: @unchecked Sendable {
     let blockedNow = Atomic<Bool>(false)
     private var timer: timer_t?
     private var pthread = pthread_t()
-    private let pthreadReady = Atomic<Bool>(false)
+    let pthreadReady = Atomic<Bool>(false)
+    /// Set while the thread sleeps at the domain's pause gate.
+    let parkedForPause = Atomic<Bool>(false)
 
     // Statistics.
     var exits: UInt64 = 0
@@ -377,6 +379,8 @@ final class PVCPU: @unchecked Sendable {
 
     /// Delivers pending events, then resumes the guest (see writeFrameAndEnter).
     func returnToGuest() throws {
+        // The pause gate: here the whole guest context is in `ctx`.
+        if domain.pauseGate.isClosed { parkWhilePaused() }
         if remoteFlush.exchange(false, ordering: .acquiringAndReleasing) { flushKind = 1 }
         if upcallPending && !upcallMask && eventCallback != 0 {
             try bounce(to: eventCallback, error: nil, maskEvents: true)
@@ -671,7 +675,7 @@ final class PVCPU: @unchecked Sendable {
             enterRunstate(.running)
         }
         upcallMask = false
-        while !isStopping {
+        while !isStopping && !domain.pauseGate.isClosed {
             checkTimer()
             if upcallPending { break }
             let now = domain.time.systemTime
@@ -695,7 +699,7 @@ final class PVCPU: @unchecked Sendable {
             polling.store(false, ordering: .releasing)
             enterRunstate(.running)
         }
-        while !isStopping {
+        while !isStopping && !domain.pauseGate.isClosed {
             checkTimer()
             if anyPending() || (upcallPending && !upcallMask) { break }
             let now = domain.time.systemTime

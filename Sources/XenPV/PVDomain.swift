@@ -96,6 +96,8 @@ public final class PVDomain: @unchecked Sendable {
     private let storeRing = Mutex<XenStoreRing?>(nil)
 
     public var exitReason: DomainExit? { exitState.withLock { $0 } }
+    /// `pause`: closed while the guest is paused (PVDomainPause.swift).
+    public let pauseGate = PauseGate()
 
     public init(config: PVDomainConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
         guard config.kernel.xen != nil else { throw BuildError.noXenSupport }

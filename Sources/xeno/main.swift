@@ -16,7 +16,7 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                      run COMMAND in the PV guest run with --name NAME (or --control PATH);
                      prints its output, exits with its status (127: no such guest or agent)
        xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
-\(Toolstack.usage)
+\(Toolstack.usage)\(Toolstack.lifecycleUsage)
 """
 
 func eprint(_ s: String) { _ = s.withCString { write(2, $0, strlen($0)) } }
@@ -50,6 +50,8 @@ case "kit":
     print(Kit.directory)
 case let v where Toolstack.verbs.contains(v):
     exit(Toolstack.run(v, Array(args.dropFirst())))
+case let v where Toolstack.lifecycleVerbs.contains(v):
+    exit(Toolstack.runLifecycle(v, Array(args.dropFirst())))
 case "-h", "--help", "help":
     print(usage, terminator: "")
 default:

@@ -41,6 +41,7 @@ static inline unsigned long ckvm_create_pit2(void) { return KVM_CREATE_PIT2; }
 static inline unsigned long ckvm_irq_line(void) { return KVM_IRQ_LINE; }
 static inline unsigned long ckvm_get_xcrs(void) { return KVM_GET_XCRS; }
 static inline unsigned long ckvm_set_xcrs(void) { return KVM_SET_XCRS; }
+static inline unsigned long ckvm_kvmclock_ctrl(void) { return KVM_KVMCLOCK_CTRL; }
 
 /// ioctl(2) with a pointer argument, non-variadic for Swift.
 static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *arg) {
