@@ -120,6 +120,8 @@ final class ControlSocket: @unchecked Sendable {
             case .unpause:
                 guest.unpauseGuest()
                 return "ok state=running"
+            case .save(let path):
+                return "ok " + (try guest.save(to: path))
             case .exec:
                 return "error exec is answered by its own reply stream"     // (serve runs it)
             }

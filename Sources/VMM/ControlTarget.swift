@@ -11,6 +11,8 @@ protocol ControlTarget: AnyObject, Sendable {
     func pauseGuest() throws(ControlError)
     func unpauseGuest()
     var isPaused: Bool { get }
+    /// Saves the guest to `path` and ends the run; the reply's key=value words.
+    func save(to path: String) throws(ControlError) -> String
 }
 
 extension ControlTarget {
@@ -30,6 +32,14 @@ extension PVDomain: ControlTarget {
     }
 
     func unpauseGuest() { unpause() }
+
+    func save(to path: String) throws(ControlError) -> String {
+        let r: SaveResult
+        do { r = try save(to: path, suspendTimeoutSeconds: 60) } catch { throw ControlError(error.description) }
+        Runner.fail("guest '\(config.name)' saved to \(path)")
+        return "saved=\(path) bytes=\(r.bytes) pages=\(r.pages) suspend-ms=\(r.suspendNanoseconds / 1_000_000)"
+            + " write-ms=\(r.writeNanoseconds / 1_000_000)"
+    }
 
     func setVCPUs(_ count: Int) throws(ControlError) {
         do { try setAvailableVCPUs(count) } catch { throw ControlError(error.description) }
@@ -55,6 +65,10 @@ extension HVMDomain: ControlTarget {
     }
 
     func unpauseGuest() { unpause() }
+
+    func save(to path: String) throws(ControlError) -> String {
+        throw ControlError("save: HVM guests cannot be saved yet (PV guests can)")
+    }
 
     /// ACPI CPU hotplug: the reply comes once the guest has been told (the
     /// GED interrupt raised), not once it has acted, as for PV.

@@ -88,7 +88,8 @@ extension PVCPU {
             switch reason {
             case 0: domain.end(.poweroff)
             case 1: domain.end(.reboot)
-            case 2: return -XenErrno.ENOSYS             // suspend: not yet
+            case 2:                                     // suspend (rdx: start_info's frame)
+                return domain.guestSuspends(vcpu: id, startInfoFrame: ctx.regs.rdx)
             default: domain.end(.crash("the guest reported a crash (shutdown reason \(reason))"))
             }
             return 0

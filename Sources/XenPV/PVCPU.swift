@@ -197,6 +197,8 @@ final class PVCPU: @unchecked Sendable {
         while !stopping.load(ordering: .acquiring) && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
         }
+        // A restored vCPU's pending timer (none on a fresh boot).
+        if timerDeadline != 0 { armTimer(at: timerDeadline) }
         lastRunDelay = hostRunDelay()
         runstateEntry = domain.time.systemTime
         runstate = .running
