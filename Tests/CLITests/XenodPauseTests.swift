@@ -15,6 +15,25 @@ extension XenodTests {
         }
     }
 
+    /// The guest clock's offset from the host's: the `date +%s` of tick
+    /// `n + 1` less the host time it was seen at (polled every 100 ms).
+    func offsetOfTick(_ name: String, after n: Int) -> (tick: (n: Int, seconds: Int, steal: Int), offset: Double)? {
+        var found: (n: Int, seconds: Int, steal: Int)?
+        var seenAt = Date()
+        _ = waitFor("the ticker's line after \(n)", timeout: 30) {
+            found = ticks(name).first { $0.n == n + 1 }
+            seenAt = Date()
+            return found != nil
+        }
+        return found.map { ($0, Double($0.seconds) - seenAt.timeIntervalSince1970) }
+    }
+
+    /// A shell loop for the guest, in a session of its own (so it outlives
+    /// the exec that starts it): `tick N SECONDS STEAL` on the console about
+    /// five times a second, with its count, `date +%s` and /proc/stat's steal.
+    static let ticker = "i=0; while :; do i=$((i+1)); read -r c u n s d w q sq st rest < /proc/stat; "
+        + "echo \"tick $i $(date +%s) $st\" > /dev/hvc0; sleep 0.2; done"
+
     /// User plus system CPU time of a process, in clock ticks (all its threads).
     static func cpuTicks(_ pid: Int) -> Int? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -32,27 +51,12 @@ extension XenodTests {
         let body = try #require(answer.range(of: "\r\n\r\n").map { String(answer[$0.upperBound...]) })
         let pid = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["pid"] as? Int)
 
-        // The ticker runs in a session of its own, so it outlives the exec.
-        let ticker = "i=0; while :; do i=$((i+1)); read -r c u n s d w q sq st rest < /proc/stat; "
-            + "echo \"tick $i $(date +%s) $st\" > /dev/hvc0; sleep 0.2; done"
         let start = try Xeno.run(["exec", "--control", directory + "/run/pz.ctl", "--",
-                                  "setsid sh -c '\(ticker)' </dev/null >/dev/null 2>&1 & echo started"], timeout: 120)
+                                  "setsid sh -c '\(Self.ticker)' </dev/null >/dev/null 2>&1 & echo started"], timeout: 120)
         #expect(start.status == 0 && start.stdout == "started\n", "exec: \(start.status) \(start.stdout) \(start.stderr)")
         guard waitFor("the ticker's lines", timeout: 60, { ticks("pz").count >= 3 }) else { return }
-        // The guest clock's offset from the host's: a line's `date +%s` less
-        // the host time it was seen at (polled every 100 ms).
-        func offsetOfNextLine(after n: Int) -> (tick: (n: Int, seconds: Int, steal: Int), offset: Double)? {
-            var found: (n: Int, seconds: Int, steal: Int)?
-            var seenAt = Date()
-            _ = waitFor("the ticker's line after \(n)", timeout: 30) {
-                found = ticks("pz").first { $0.n == n + 1 }
-                seenAt = Date()
-                return found != nil
-            }
-            return found.map { ($0, Double($0.seconds) - seenAt.timeIntervalSince1970) }
-        }
         let latest = try #require(ticks("pz").last)
-        let before = try #require(offsetOfNextLine(after: latest.n))
+        let before = try #require(offsetOfTick("pz", after: latest.n))
 
         let paused = try xeno(["pause", "pz"])
         #expect(paused.status == 0, "stderr: \(paused.stderr)")
@@ -78,7 +82,7 @@ extension XenodTests {
         // the guest's clock is as far from the host's as before the pause
         // (a guest clock that stopped while paused would be 5 s further;
         // `date +%s` whole seconds make each reading up to 1 s short).
-        let (first, offset) = try #require(offsetOfNextLine(after: lastBefore.n))
+        let (first, offset) = try #require(offsetOfTick("pz", after: lastBefore.n))
         #expect(abs(offset - before.offset) <= 1.5,
                 "guest clock minus host clock: \(before.offset) s before the pause, \(offset) s after")
         // Steal (USER_HZ ticks) grows by about the paused time within the
