@@ -422,10 +422,11 @@ extension PVCPU {
             other.kick()
             return 0
         case 2:                                                             // down
-            // Linux downs only itself (play_dead); it resumes here on VCPUOP_up.
-            guard other === self else { return -XenErrno.EINVAL }
-            parkOffline()
-            return 0
+            // Itself (play_dead): it resumes here on VCPUOP_up. Another
+            // (xen_vcpu_restore, after a restore): it stops at its next
+            // return to the guest, its context kept, until VCPUOP_up.
+            if other === self { parkOffline(); return 0 }
+            return other.takeDown()
         case 5:                                                             // register_runstate_memory_area
             guard let va = readGuestWord(arg) else { return -XenErrno.EFAULT }
             other.runstateVirtual = va

@@ -87,6 +87,10 @@ final class PVCPU: @unchecked Sendable {
     let pthreadReady = Atomic<Bool>(false)
     /// Set while the thread sleeps at the domain's pause gate.
     let parkedForPause = Atomic<Bool>(false)
+    /// Set while the thread sleeps taken down by another vCPU (VCPUOP_down).
+    let parkedDown = Atomic<Bool>(false)
+    /// Set while the vCPU sleeps inside its own VCPUOP_down.
+    var offlineInHypercall = false
 
     // Statistics.
     var exits: UInt64 = 0
@@ -381,8 +385,11 @@ final class PVCPU: @unchecked Sendable {
 
     /// Delivers pending events, then resumes the guest (see writeFrameAndEnter).
     func returnToGuest() throws {
-        // The pause gate: here the whole guest context is in `ctx`.
-        if domain.pauseGate.isClosed { parkWhilePaused() }
+        // The pause gate, and a vCPU another took down: here the whole
+        // guest context is in `ctx`.
+        while !isStopping && (domain.pauseGate.isClosed || !online.load(ordering: .acquiring)) {
+            if domain.pauseGate.isClosed { parkWhilePaused() } else { parkWhileDown() }
+        }
         if remoteFlush.exchange(false, ordering: .acquiringAndReleasing) { flushKind = 1 }
         if upcallPending && !upcallMask && eventCallback != 0 {
             try bounce(to: eventCallback, error: nil, maskEvents: true)
@@ -677,7 +684,7 @@ final class PVCPU: @unchecked Sendable {
             enterRunstate(.running)
         }
         upcallMask = false
-        while !isStopping && !domain.pauseGate.isClosed {
+        while !isStopping && !domain.pauseGate.isClosed && online.load(ordering: .relaxed) {
             checkTimer()
             if upcallPending { break }
             let now = domain.time.systemTime
@@ -701,7 +708,7 @@ final class PVCPU: @unchecked Sendable {
             polling.store(false, ordering: .releasing)
             enterRunstate(.running)
         }
-        while !isStopping && !domain.pauseGate.isClosed {
+        while !isStopping && !domain.pauseGate.isClosed && online.load(ordering: .relaxed) {
             checkTimer()
             if anyPending() || (upcallPending && !upcallMask) { break }
             let now = domain.time.systemTime

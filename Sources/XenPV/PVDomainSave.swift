@@ -62,6 +62,13 @@ extension PVDomain {
     public func save(to path: String, suspendTimeoutSeconds: Double = 60) throws(DomainRequestError) -> SaveResult {
         guard exitReason == nil else { throw DomainRequestError("save: the guest is ending") }
         guard !isPaused else { throw DomainRequestError("save: the guest is paused; unpause it first") }
+        // A restored SMP guest does not resume cleanly yet: in its first
+        // moments a vCPU takes an event on its PV spinlock kicker, which
+        // Linux keeps masked (kernel BUG in xen/spinlock.c). Refused rather
+        // than saved into an image that would not come back.
+        guard onlineVCPUCount == 1 else {
+            throw DomainRequestError("save: guests with more than one vCPU online cannot be saved yet")
+        }
         let began = suspension.withLock { s -> Bool in
             guard s == nil else { return false }
             s = Suspension()
@@ -343,9 +350,9 @@ extension PVCPU {
         v.flags = (isOnline ? VCPURecord.online : 0) | (initialised ? VCPURecord.initialised : 0)
         guard initialised else { return v }
         v.regs = ctx.regs
-        // A vCPU taken down (VCPUOP_down) sleeps inside that hypercall:
-        // it returns 0 when the vCPU is brought up again.
-        if !isOnline { v.regs.rax = 0 }
+        // A vCPU that took itself down sleeps inside its VCPUOP_down: the
+        // hypercall returns 0 when it is brought up again.
+        if offlineInHypercall { v.regs.rax = 0 }
         v.cs = ctx.cs; v.ss = ctx.ss
         v.inKernel = inKernel ? 1 : 0
         v.kernelCR3 = kernelCR3; v.userCR3 = userCR3

@@ -9,8 +9,8 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [--vcpus N] [--maxvcpus M] [--name NAME] [--pv | --hvm] [--no-reboot]
                 [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
                 [--xenstore-socket PATH] [--control PATH] [--vsock PATH [--vsock-cid N]]
-                [-- COMMAND...]
-       xeno ctl PATH info | vcpu-set N | mem-set SIZE
+                [--restore FILE] [-- COMMAND...]
+       xeno ctl PATH info | vcpu-set N | mem-set SIZE | pause | unpause | save FILE
                      ask the guest running with --control PATH; prints the reply
        xeno exec [--timeout SECONDS] (NAME | --control PATH) [--] COMMAND...
                      run COMMAND in the PV guest run with --name NAME (or --control PATH);
