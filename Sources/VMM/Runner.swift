@@ -13,6 +13,7 @@ import XenPV
 /// Ctrl-] detaches) or plain stdio when piped.
 public enum Runner {
     public static func run(_ options: RunOptions) -> Int32 {
+        let runStart = ckvm_monotonic_ns()
         // Before any thread starts (the sockets' accept threads do, below):
         // threads inherit the mask, and a SIGTERM taken by a thread that did
         // not block it would kill the process by its default action, leaving
@@ -218,6 +219,9 @@ public enum Runner {
             }
             control?.serve(domain as? any ControlTarget)
             namedControl?.serve(domain as? any ControlTarget)
+            if options.restore != nil, getenv("XENO_TIMING") != nil {
+                fail("restore: serving \((ckvm_monotonic_ns() &- runStart) / 1000) us after the run began")
+            }
             let input = ConsoleInput(domain: domain, terminal: terminal)
             input.start()
             let signals = SignalWatcher(domain: domain)

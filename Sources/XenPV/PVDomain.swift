@@ -72,6 +72,8 @@ public final class PVDomain: @unchecked Sendable {
     /// Save in progress (PVDomainSave.swift): set while the guest is asked
     /// to suspend; the guest's SCHEDOP_shutdown(suspend) fills it in.
     let suspension = Mutex<Suspension?>(nil)
+    /// How long each part of a restore took (XENO_TIMING).
+    var restoreTimings = ""
 
     /// Start-of-day facts the builder fixed.
     var startInfoVirtual: UInt64 = 0

@@ -282,25 +282,63 @@ extension PVDomain {
     /// frontends reconnect to them.
     public convenience init(restoring image: LoadedSaveImage,
                             consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
+        let start = ckvm_monotonic_ns()
         try self.init(settings: PVDomainConfig.Settings(name: image.name, memoryBytes: image.memoryBytes,
                                                         vcpus: image.vcpuCount, maxVCPUs: image.maxVCPUCount,
                                                         cmdline: image.cmdline),
                       consoleOutput: consoleOutput)
+        let built = ckvm_monotonic_ns()
         try load(image)
+        if getenv("XENO_TIMING") != nil {
+            let line = "xeno: restore: machine \((built &- start) / 1000) us, contents \((ckvm_monotonic_ns() &- built) / 1000) us (\(restoreTimings))\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+        }
+    }
+
+    /// `count` bytes from `source` at `sourceOffset` to `target` at
+    /// `targetOffset` by sendfile; false if any of it could not be sent.
+    private static func sendFully(from source: Int32, at sourceOffset: UInt64, to target: Int32, at targetOffset: UInt64,
+                                  count: Int) -> Bool {
+        guard lseek(target, off_t(targetOffset), SEEK_SET) == off_t(targetOffset) else { return false }
+        var offset = off_t(sourceOffset)
+        var left = count
+        while left > 0 {
+            let n = sendfile(target, source, &offset, min(left, 1 << 30))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            left -= n
+        }
+        return true
     }
 
     private func load(_ image: LoadedSaveImage) throws {
         let d = image.domain
-        // Memory, straight from the file into guest RAM, a run at a time.
+        var mark = ckvm_monotonic_ns()
+        var phases: [String] = []
+        func phase(_ what: String) {
+            let now = ckvm_monotonic_ns()
+            phases.append("\(what) \((now &- mark) / 1000) us")
+            mark = now
+        }
+        defer { restoreTimings = phases.joined(separator: ", ") }
+        // Memory, straight from the file into guest RAM, a run at a time:
+        // sendfile into the memfd (the kernel copies from the page cache
+        // into freshly allocated pages, with none of the per-page faults a
+        // read through our mapping takes: median 79 against 87 ms for the
+        // 62 MiB of an idle 128 MiB guest, five runs each on the loaded
+        // 2-core test host); a read through the mapping where it fails.
         var at = image.memoryDataOffset
         for r in image.runs {
-            let bytes = UnsafeMutableRawBufferPointer(start: memory.base + Int(r.first * Layout.pageSize),
-                                                      count: Int(r.pages * Layout.pageSize))
-            guard LoadedSaveImage.readFully(image.fd, bytes, at: at) else {
-                throw SaveImageError("the image ends inside its memory (run at frame \(r.first))")
+            let length = Int(r.pages * Layout.pageSize)
+            if !Self.sendFully(from: image.fd, at: at, to: memory.fd, at: r.first * Layout.pageSize, count: length) {
+                let bytes = UnsafeMutableRawBufferPointer(start: memory.base + Int(r.first * Layout.pageSize), count: length)
+                guard LoadedSaveImage.readFully(image.fd, bytes, at: at) else {
+                    throw SaveImageError("the image ends inside its memory (run at frame \(r.first))")
+                }
             }
             at += r.pages * Layout.pageSize
         }
+        phase("memory")
         handle = d.handle
         storeFrame = d.storeFrame
         consoleFrame = d.consoleFrame
@@ -313,6 +351,7 @@ extension PVDomain {
             try? store.write(XenStoreTree.domainPath(PVDomain.domainID) + "/memory/target", String(d.memoryTargetKiB))
         }
         setUpSharedInfo()
+        phase("store")
 
         // Page types, validated afresh: the ballooned frames, then every
         // pinned table (Linux pins all its page tables before suspending),
@@ -333,10 +372,12 @@ extension PVDomain {
             return nil
         }
         if let failure { throw SaveImageError("the image's page tables do not validate: \(failure)") }
+        phase("page tables")
 
         for (cpu, record) in zip(vcpus, image.vcpus) where record.flags & VCPURecord.initialised != 0 {
             try cpu.restoreState(record)
         }
+        phase("vCPUs")
     }
 }
 
