@@ -72,6 +72,9 @@ public final class PVDomain: @unchecked Sendable {
     /// Save in progress (PVDomainSave.swift): set while the guest is asked
     /// to suspend; the guest's SCHEDOP_shutdown(suspend) fills it in.
     let suspension = Mutex<Suspension?>(nil)
+    /// Why this domain cannot be saved, if it cannot (set by whoever adds
+    /// the devices a restore does not bring back yet).
+    public var saveRefusal: String?
     /// How long each part of a restore took (XENO_TIMING).
     var restoreTimings = ""
 

@@ -62,6 +62,7 @@ extension PVDomain {
     public func save(to path: String, suspendTimeoutSeconds: Double = 60) throws(DomainRequestError) -> SaveResult {
         guard exitReason == nil else { throw DomainRequestError("save: the guest is ending") }
         guard !isPaused else { throw DomainRequestError("save: the guest is paused; unpause it first") }
+        if let why = saveRefusal { throw DomainRequestError("save: \(why)") }
         // A restored SMP guest does not resume cleanly yet: in its first
         // moments a vCPU takes an event on its PV spinlock kicker, which
         // Linux keeps masked (kernel BUG in xen/spinlock.c). Refused rather
