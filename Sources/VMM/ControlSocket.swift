@@ -122,6 +122,14 @@ final class ControlSocket: @unchecked Sendable {
             case .setMemory(let bytes):
                 try guest.setMemory(bytes: bytes)
                 return "ok memory-target-kib=\(bytes >> 10)"
+            case .pause:
+                try guest.pauseGuest()
+                return "ok state=paused"
+            case .unpause:
+                guest.unpauseGuest()
+                return "ok state=running"
+            case .save(let path):
+                return "ok " + (try guest.save(to: path))
             case .exec:
                 return "error exec is answered by its own reply stream"     // (serve runs it)
             }
