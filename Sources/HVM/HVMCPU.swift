@@ -29,6 +29,8 @@ final class HVMCPU: @unchecked Sendable {
     /// and store, no locked add), the control socket's `stats` reads it.
     let exitCount = Atomic<UInt64>(0)
     var exits: UInt64 { exitCount.load(ordering: .relaxed) }
+    /// Set while the thread sleeps at the domain's pause gate.
+    let parkedForPause = Atomic<Bool>(false)
 
     init(domain: HVMDomain, id: Int, vcpu: VCPU, present: Bool) {
         self.domain = domain
@@ -98,6 +100,29 @@ final class HVMCPU: @unchecked Sendable {
         kick()
     }
 
+    /// Stopped at the pause gate, or not running guest code at all (absent,
+    /// its thread not running, or stopping).
+    var isStoppedForPause: Bool {
+        parkedForPause.load(ordering: .acquiring) || !present.load(ordering: .acquiring)
+            || stopping.load(ordering: .acquiring) || threadState.withLock { $0 != .running }
+    }
+
+    /// Makes the thread leave KVM_RUN (or a park) to look at the pause gate.
+    func kickForPause() {
+        vcpu.requestImmediateExit()
+        kick()
+    }
+
+    /// Sleeps at the pause gate, outside KVM_RUN. Before the vCPU runs
+    /// again KVM is told it was stopped (KVM_KVMCLOCK_CTRL), so the guest's
+    /// lockup watchdogs take the gap in kvm-clock for a pause, not a hang.
+    private func parkWhilePaused() {
+        parkedForPause.store(true, ordering: .releasing)
+        domain.pauseGate.waitWhileClosed { stopping.load(ordering: .acquiring) }
+        parkedForPause.store(false, ordering: .releasing)
+        vcpu.reportPausedToGuest()
+    }
+
     /// Interrupts KVM_RUN or a park, if the thread is there to interrupt.
     private func kick() {
         threadState.withLock { state in
@@ -126,6 +151,10 @@ final class HVMCPU: @unchecked Sendable {
             while !stopping.load(ordering: .acquiring) {
                 if !present.load(ordering: .acquiring) {
                     parkWhileAbsent()
+                    continue
+                }
+                if domain.pauseGate.isClosed {
+                    parkWhilePaused()
                     continue
                 }
                 let exit = try vcpu.enter()

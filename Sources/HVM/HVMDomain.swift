@@ -116,6 +116,8 @@ public final class HVMDomain: @unchecked Sendable {
     private var balloonTransport: VirtioPCITransport<GuestPhysicalMemory>!
     private(set) var cpus: [HVMCPU] = []
     private let exitState = Mutex<HVMExit?>(nil)
+    /// `pause`: closed while the guest is paused (HVMDomainPause.swift).
+    public let pauseGate = PauseGate()
     let console: @Sendable (UnsafeRawBufferPointer) -> Void
     /// The COM1 UART: the guest's console.
     private(set) var serial: Serial16550!

@@ -40,7 +40,7 @@ public final class DomainManager: @unchecked Sendable {
     let lock = NSLock()
     var domains: [String: Domain] = [:]
     /// Names being created: a second create of the same name is refused at once.
-    private var reserved: Set<String> = []
+    var reserved: Set<String> = []
     let log: @Sendable (String) -> Void
     /// Credit scheduling (weight, cap, cpus) through the cpu cgroup
     /// controller; nil on a host without one (then they are not applied).
@@ -180,9 +180,9 @@ public final class DomainManager: @unchecked Sendable {
     /// glibc's POSIX_SPAWN_SETSIGDEF, _SETSIGMASK and _SETSID, which Swift does not import.
     static let spawnFlags: Int16 = 0x04 | 0x08 | 0x80
 
-    private func startVMM(config: XLDomainConfig, record: DomainRecord) throws -> Int32 {
+    func startVMM(config: XLDomainConfig, record: DomainRecord, extraArguments: [String] = []) throws -> Int32 {
         unlink(record.controlPath)
-        let argv = [paths.xenoBinary] + Self.runArguments(config)
+        let argv = [paths.xenoBinary] + Self.runArguments(config) + extraArguments
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -220,7 +220,7 @@ public final class DomainManager: @unchecked Sendable {
 
     /// Waits for the control socket to answer `info`; if the VMM exits
     /// first, its error lines become the error.
-    private func waitUntilAnswering(_ domain: Domain) throws {
+    func waitUntilAnswering(_ domain: Domain) throws {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             var status: Int32 = 0
@@ -256,8 +256,8 @@ public final class DomainManager: @unchecked Sendable {
     }
 
     /// One request line on the domain's control socket; the text after `ok `.
-    func control(_ d: Domain, _ request: String) throws -> String {
-        let reply = try ControlChannel.request(path: d.record.controlPath, line: request)
+    func control(_ d: Domain, _ request: String, timeoutSeconds: Int = 10) throws -> String {
+        let reply = try ControlChannel.request(path: d.record.controlPath, line: request, timeoutSeconds: timeoutSeconds)
         if reply.hasPrefix("ok") { return String(reply.dropFirst(reply.hasPrefix("ok ") ? 3 : 2)) }
         let why = reply.hasPrefix("error ") ? String(reply.dropFirst(6)) : reply
         throw HostError(why, status: 400)
@@ -368,7 +368,7 @@ public final class DomainManager: @unchecked Sendable {
             }
         }
         let usage = ProcessUsage(pid: d.record.pid)
-        let state = fields.isEmpty ? (kill(d.record.pid, 0) == 0 ? "unresponsive" : "ended") : "running"
+        let state = fields.isEmpty ? (kill(d.record.pid, 0) == 0 ? "unresponsive" : "ended") : (fields["state"] ?? "running")
         return Listing(name: d.record.name, id: d.record.id, pid: d.record.pid,
                        mode: fields["mode"] ?? d.config.type.rawValue,
                        memoryMiB: fields["memory-target-kib"].flatMap(Int.init).map { $0 >> 10 } ?? d.config.memoryMiB,
@@ -400,11 +400,11 @@ struct ProcessUsage {
 
 /// One request line to a VMM's control socket and its one-line reply.
 enum ControlChannel {
-    static func request(path: String, line: String) throws -> String {
+    static func request(path: String, line: String, timeoutSeconds: Int = 10) throws -> String {
         let fd: Int32
         do { fd = try UnixSocket.connect(path: path) } catch { throw HostError("VMM control socket: \(error)", status: 503) }
         defer { Glibc.close(fd) }
-        UnixSocket.setReceiveTimeout(fd, seconds: 10)
+        UnixSocket.setReceiveTimeout(fd, seconds: timeoutSeconds)
         guard UnixSocket.sendAll(fd, Array((line + "\n").utf8)) else {
             throw HostError("VMM control socket \(path): send failed", status: 503)
         }

@@ -10,6 +10,9 @@ import UnixSockets
 ///     POST   /v1/domains/NAME/shutdown
 ///     POST   /v1/domains/NAME/vcpu-set      {"vcpus": N}
 ///     POST   /v1/domains/NAME/mem-set       {"memory": "512M"}
+///     POST   /v1/domains/NAME/pause         (and /unpause)
+///     POST   /v1/domains/NAME/save          {"file": "/absolute/path"}: the domain goes to the file
+///     POST   /v1/restore                    {"file": "/absolute/path"}: and comes back from it
 ///     GET    /metrics                       Prometheus text
 public struct HostAPI: Sendable {
     let manager: DomainManager
@@ -25,6 +28,10 @@ public struct HostAPI: Sendable {
             switch (r.method, parts.count, parts.first) {
             case ("GET", 1, "metrics"):
                 return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4", body: Data(metrics().utf8))
+            case ("POST", 2, "v1") where parts[1] == "restore":
+                guard let file = try Self.jsonBody(r)["file"] as? String else { throw HostError("body needs \"file\": \"/path\"", status: 400) }
+                let s = try manager.restore(file: file)
+                return .json(201, ["name": s.name, "id": s.id, "pid": Int(s.pid)])
             case (_, 2, "v1") where parts[1] == "domains":
                 switch r.method {
                 case "GET": return .json(200, ["domains": manager.list().map(Self.object)])
@@ -56,7 +63,12 @@ public struct HostAPI: Sendable {
                 case "mem-set":
                     guard let m = try Self.jsonBody(r)["memory"] as? String else { throw HostError("body needs \"memory\": \"SIZE\"", status: 400) }
                     return .json(200, ["reply": try manager.setMemory(name, m)])
-                default: return .error(404, "no action '\(parts[3].prefix(32))' (shutdown, vcpu-set, mem-set)")
+                case "pause": return .json(200, ["reply": try manager.pause(name)])
+                case "unpause": return .json(200, ["reply": try manager.unpause(name)])
+                case "save":
+                    guard let file = try Self.jsonBody(r)["file"] as? String else { throw HostError("body needs \"file\": \"/path\"", status: 400) }
+                    return .json(200, ["reply": try manager.save(name, file: file)])
+                default: return .error(404, "no action '\(parts[3].prefix(32))' (shutdown, vcpu-set, mem-set, pause, unpause, save)")
                 }
             default:
                 return .error(404, "no such resource: \(r.method) \(r.path.prefix(128))")
@@ -95,7 +107,7 @@ public struct HostAPI: Sendable {
         family("xenolith_domain_memory_bytes", "Memory target of the guest.", "gauge") { String($0.memoryMiB << 20) }
         family("xenolith_domain_cpu_seconds_total", "CPU time of the domain's VMM process (guest and device work).", "counter") { String($0.cpuSeconds) }
         family("xenolith_domain_vmm_resident_bytes", "Resident memory of the VMM process, guest RAM included.", "gauge") { String($0.residentBytes) }
-        family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" ? "1" : "0" }
+        family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" || $0.state == "paused" ? "1" : "0" }
         out += statisticsMetrics(all)
         out += creditMetrics()
         return out

@@ -12,6 +12,10 @@ public enum HostRoutes {
         ("POST", "/v1/domains/{name}/shutdown"),
         ("POST", "/v1/domains/{name}/vcpu-set"),
         ("POST", "/v1/domains/{name}/mem-set"),
+        ("POST", "/v1/domains/{name}/pause"),
+        ("POST", "/v1/domains/{name}/unpause"),
+        ("POST", "/v1/domains/{name}/save"),
+        ("POST", "/v1/restore"),
         ("GET", "/metrics"),
         // xl's scheduler and host verbs (HostAPI+Verbs.swift).
         ("GET", "/v1/host"),

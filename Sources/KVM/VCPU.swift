@@ -101,6 +101,13 @@ public final class VCPU: @unchecked Sendable {
     /// arrives before the thread enters KVM_RUN.
     public func requestImmediateExit() { ckvm_set_immediate_exit(run, 1) }
 
+    /// KVM_KVMCLOCK_CTRL: tells the guest (through kvm-clock's
+    /// PVCLOCK_GUEST_STOPPED flag) that the host stopped this vCPU, so its
+    /// soft-lockup watchdog does not take the pause for a hang. Call with
+    /// the vCPU outside KVM_RUN. A guest without kvm-clock refuses it
+    /// (EINVAL); that is nothing to report.
+    public func reportPausedToGuest() { _ = ckvm_ioctl_int(fd, ckvm_kvmclock_ctrl(), 0) }
+
     public func registers() throws -> Registers {
         if registersInRun && ranOnce { return ckvm_sync_regs(run).pointee }
         var r = kvm_regs()

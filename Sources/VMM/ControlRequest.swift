@@ -7,6 +7,10 @@ enum ControlRequest: Equatable, Sendable {
     case stats
     case setVCPUs(Int)
     case setMemory(bytes: UInt64)
+    case pause
+    case unpause
+    /// Suspends the guest, writes it to the file at this absolute path and ends the run.
+    case save(path: String)
     /// Runs a command in the guest through its agent: the command as
     /// base64 (checked, not decoded: the guest agent decodes it), and a
     /// limit on its run time in seconds (0: none).
@@ -28,7 +32,7 @@ enum ControlRequest: Equatable, Sendable {
         prefix.starts(with: "exec ".utf8) ? maxExecLength : maxLength
     }
 
-    static let usage = "info, stats, vcpu-set N, mem-set SIZE, exec SECONDS BASE64, shutdown poweroff|reboot"
+    static let usage = "info, stats, vcpu-set N, mem-set SIZE, pause, unpause, save PATH, exec SECONDS BASE64, shutdown poweroff|reboot"
 
     /// Parses one line (without its newline).
     static func parse(_ line: [UInt8]) -> Result<ControlRequest, ControlError> {
@@ -51,6 +55,13 @@ enum ControlRequest: Equatable, Sendable {
         case "stats":
             guard args.isEmpty else { return .failure(ControlError("stats takes no arguments")) }
             return .success(.stats)
+        case "pause", "unpause":
+            guard args.isEmpty else { return .failure(ControlError("\(verb) takes no arguments")) }
+            return .success(verb == "pause" ? .pause : .unpause)
+        case "save":
+            guard args.count == 1 else { return .failure(ControlError("usage: save PATH (absolute, no spaces)")) }
+            guard args[0].hasPrefix("/") else { return .failure(ControlError("save: '\(args[0].prefix(64))' is not an absolute path")) }
+            return .success(.save(path: args[0]))
         case "vcpu-set":
             guard args.count == 1 else { return .failure(ControlError("usage: vcpu-set N")) }
             let n = args[0]

@@ -128,6 +128,14 @@ final class ControlSocket: @unchecked Sendable {
                 }
                 try target.requestShutdown(reboot: reboot)
                 return "ok shutdown=\(reboot ? "reboot" : "poweroff")"
+            case .pause:
+                try guest.pauseGuest()
+                return "ok state=paused"
+            case .unpause:
+                guest.unpauseGuest()
+                return "ok state=running"
+            case .save(let path):
+                return "ok " + (try guest.save(to: path))
             case .exec:
                 return "error exec is answered by its own reply stream"     // (serve runs it)
             }

@@ -9,13 +9,38 @@ protocol ControlTarget: AnyObject, Sendable {
     func setMemory(bytes: UInt64) throws(ControlError)
     /// VM exits of all vCPUs so far.
     var exitCount: UInt64 { get }
+    /// Stops every vCPU (returns once they are stopped) / lets them run.
+    func pauseGuest() throws(ControlError)
+    func unpauseGuest()
+    var isPaused: Bool { get }
+    /// Saves the guest to `path` and ends the run; the reply's key=value words.
+    func save(to path: String) throws(ControlError) -> String
+}
+
+extension ControlTarget {
+    /// `info`'s state word.
+    var stateWord: String { isPaused ? "paused" : "running" }
 }
 
 extension PVDomain: ControlTarget {
     func info() -> String {
         "name=\(config.name) mode=pv vcpus-online=\(onlineVCPUCount) vcpus-max=\(config.maxVCPUs)"
             + " memory-target-kib=\(memoryTargetKiB) memory-max-kib=\(config.memoryBytes >> 10)"
-            + " memory-current-kib=\(currentMemoryKiB)"
+            + " memory-current-kib=\(currentMemoryKiB) state=\(stateWord)"
+    }
+
+    func pauseGuest() throws(ControlError) {
+        do { try pause() } catch { throw ControlError(error.description) }
+    }
+
+    func unpauseGuest() { unpause() }
+
+    func save(to path: String) throws(ControlError) -> String {
+        let r: SaveResult
+        do { r = try save(to: path, suspendTimeoutSeconds: 60) } catch { throw ControlError(error.description) }
+        Runner.fail("guest '\(config.name)' saved to \(path)")
+        return "saved=\(path) bytes=\(r.bytes) pages=\(r.pages) suspend-ms=\(r.suspendNanoseconds / 1_000_000)"
+            + " write-ms=\(r.writeNanoseconds / 1_000_000)"
     }
 
     func setVCPUs(_ count: Int) throws(ControlError) {
@@ -34,6 +59,17 @@ extension HVMDomain: ControlTarget {
         "name=\(name) mode=hvm vcpus-online=\(presentVCPUCount) vcpus-max=\(maxVCPUCount)"
             + " memory-target-kib=\(memoryTargetBytes >> 10) memory-max-kib=\(memoryBytes >> 10)"
             + " memory-current-kib=\(currentMemoryBytes >> 10) balloon-actual-kib=\(balloonActualBytes >> 10)"
+            + " state=\(stateWord)"
+    }
+
+    func pauseGuest() throws(ControlError) {
+        do { try pause() } catch { throw ControlError(error.description) }
+    }
+
+    func unpauseGuest() { unpause() }
+
+    func save(to path: String) throws(ControlError) -> String {
+        throw ControlError("save: HVM guests cannot be saved yet (PV guests can)")
     }
 
     /// ACPI CPU hotplug: the reply comes once the guest has been told (the

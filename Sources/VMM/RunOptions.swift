@@ -29,6 +29,8 @@ public struct RunOptions: Sendable {
     public var vsock: String?
     /// The guest's vsock CID.
     public var vsockCID: UInt64?
+    /// `--restore FILE`: a saved PV guest instead of a boot.
+    public var restore: String?
 
     /// `--net tap=NAME[,mac=MAC]` or `--net bridge=BR[,mac=MAC]`.
     public struct NICOption: Sendable, Equatable {
@@ -97,6 +99,7 @@ public struct RunOptions: Sendable {
                 }
                 o.disks.append(DiskOption(path: path, readOnly: readOnly))
             case "--xenstore-socket": o.storeSocket = try value(a)
+            case "--restore": o.restore = try value(a)
             case "--vsock":
                 let v = try value(a)
                 guard !v.isEmpty else { throw UsageError("--vsock needs a socket path") }
@@ -136,6 +139,10 @@ public struct RunOptions: Sendable {
         if o.vsockCID != nil && o.vsock == nil { throw UsageError("--vsock-cid needs --vsock PATH") }
         if o.vsock != nil && o.mode == .pv {
             throw UsageError("--vsock is for HVM guests (--hvm): PV guests get the PV channel instead")
+        }
+        if o.restore != nil {
+            if o.mode == .hvm { throw UsageError("--restore: only PV guests can be saved and restored") }
+            if !o.command.isEmpty { throw UsageError("--restore: a restored guest runs what it ran; no command after --") }
         }
         guard o.disks.count <= 16 else { throw UsageError("--disk: at most 16 disks per guest") }
         guard o.vcpus >= 1 && o.vcpus <= 32 else {

@@ -18,6 +18,15 @@ struct GuestTime: Sendable {
         (multiplier, shift) = GuestTime.scale(tscHz: tscKHz * 1000)
     }
 
+    /// A restored domain's clock: its system time goes on from `systemTime`
+    /// (what it was when saved), and its wall clock is the host's real time.
+    init(tscKHz: UInt64, continuingAt systemTime: UInt64) {
+        bootMonotonic = ckvm_monotonic_ns() &- systemTime
+        bootRealtime = ckvm_realtime_ns() &- systemTime
+        self.tscKHz = tscKHz
+        (multiplier, shift) = GuestTime.scale(tscHz: tscKHz * 1000)
+    }
+
     /// A (mul, shift) with ns = ((tsc shifted by shift) * mul) >> 32, the pvclock scale.
     static func scale(tscHz: UInt64) -> (UInt32, Int8) {
         var shift: Int8 = 0

@@ -88,7 +88,8 @@ extension PVCPU {
             switch reason {
             case 0: domain.end(.poweroff)
             case 1: domain.end(.reboot)
-            case 2: return -XenErrno.ENOSYS             // suspend: not yet
+            case 2:                                     // suspend (rdx: start_info's frame)
+                return domain.guestSuspends(vcpu: id, startInfoFrame: ctx.regs.rdx)
             default: domain.end(.crash("the guest reported a crash (shutdown reason \(reason))"))
             }
             return 0
@@ -421,10 +422,11 @@ extension PVCPU {
             other.kick()
             return 0
         case 2:                                                             // down
-            // Linux downs only itself (play_dead); it resumes here on VCPUOP_up.
-            guard other === self else { return -XenErrno.EINVAL }
-            parkOffline()
-            return 0
+            // Itself (play_dead): it resumes here on VCPUOP_up. Another
+            // (xen_vcpu_restore, after a restore): it stops at its next
+            // return to the guest, its context kept, until VCPUOP_up.
+            if other === self { parkOffline(); return 0 }
+            return other.takeDown()
         case 5:                                                             // register_runstate_memory_area
             guard let va = readGuestWord(arg) else { return -XenErrno.EFAULT }
             other.runstateVirtual = va

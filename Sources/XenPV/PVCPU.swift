@@ -88,7 +88,13 @@ final class PVCPU: @unchecked Sendable {
     private var timer: timer_t?
     private var hasTimer = false
     private var pthread = pthread_t()
-    private let pthreadReady = Atomic<Bool>(false)
+    let pthreadReady = Atomic<Bool>(false)
+    /// Set while the thread sleeps at the domain's pause gate.
+    let parkedForPause = Atomic<Bool>(false)
+    /// Set while the thread sleeps taken down by another vCPU (VCPUOP_down).
+    let parkedDown = Atomic<Bool>(false)
+    /// Set while the vCPU sleeps inside its own VCPUOP_down.
+    var offlineInHypercall = false
 
     // Statistics.
     /// VM exits so far: only this vCPU's thread writes it (a plain load
@@ -207,6 +213,8 @@ final class PVCPU: @unchecked Sendable {
         while !stopping.load(ordering: .acquiring) && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
         }
+        // A restored vCPU's pending timer (none on a fresh boot).
+        if timerDeadline != 0 { armTimer(at: timerDeadline) }
         lastHostRunTime = hostRunTime()
         runstateEntry = domain.time.systemTime
         runstate = .running
@@ -391,6 +399,11 @@ final class PVCPU: @unchecked Sendable {
 
     /// Delivers pending events, then resumes the guest (see writeFrameAndEnter).
     func returnToGuest() throws {
+        // The pause gate, and a vCPU another took down: here the whole
+        // guest context is in `ctx`.
+        while !isStopping && (domain.pauseGate.isClosed || !online.load(ordering: .acquiring)) {
+            if domain.pauseGate.isClosed { parkWhilePaused() } else { parkWhileDown() }
+        }
         if remoteFlush.exchange(false, ordering: .acquiringAndReleasing) { flushKind = 1 }
         if upcallPending && !upcallMask && eventCallback != 0 {
             try bounce(to: eventCallback, error: nil, maskEvents: true)
@@ -689,7 +702,7 @@ final class PVCPU: @unchecked Sendable {
             enterRunstate(.running)
         }
         upcallMask = false
-        while !isStopping {
+        while !isStopping && !domain.pauseGate.isClosed && online.load(ordering: .relaxed) {
             checkTimer()
             if upcallPending { break }
             let now = domain.time.systemTime
@@ -713,7 +726,7 @@ final class PVCPU: @unchecked Sendable {
             polling.store(false, ordering: .releasing)
             enterRunstate(.running)
         }
-        while !isStopping {
+        while !isStopping && !domain.pauseGate.isClosed && online.load(ordering: .relaxed) {
             checkTimer()
             if anyPending() || (upcallPending && !upcallMask) { break }
             let now = domain.time.systemTime

@@ -69,6 +69,14 @@ public final class PVDomain: @unchecked Sendable {
     let mmu: Mutex<PageTypes>
     let events: Mutex<EventChannels>
     private(set) var vcpus: [PVCPU] = []
+    /// Save in progress (PVDomainSave.swift): set while the guest is asked
+    /// to suspend; the guest's SCHEDOP_shutdown(suspend) fills it in.
+    let suspension = Mutex<Suspension?>(nil)
+    /// Why this domain cannot be saved, if it cannot (set by whoever adds
+    /// the devices a restore does not bring back yet).
+    public var saveRefusal: String?
+    /// How long each part of a restore took (XENO_TIMING).
+    var restoreTimings = ""
 
     /// Start-of-day facts the builder fixed.
     var startInfoVirtual: UInt64 = 0
@@ -84,22 +92,31 @@ public final class PVDomain: @unchecked Sendable {
     public let store = XenStoreTree()
     public static let domainID = 1
     /// The domain's handle (XENVER_guest_handle; its UUID), random per boot.
-    public let handle: (UInt64, UInt64) = (UInt64.random(in: 0...UInt64.max), UInt64.random(in: 0...UInt64.max))
-    private var storeConnection: XenStoreConnection!
+    public internal(set) var handle: (UInt64, UInt64) = (UInt64.random(in: 0...UInt64.max), UInt64.random(in: 0...UInt64.max))
+    var storeConnection: XenStoreConnection!
     /// Wakes the store pump: output for the guest was queued by someone
     /// other than the guest (a backend, a host tool), which no notification
     /// from the guest will move into its ring.
-    private let storePumpWake = ckvm_eventfd()
+    let storePumpWake = ckvm_eventfd()
     private let storePumpStopping = Atomic<Bool>(false)
 
     deinit { close(storePumpWake) }
-    private let storeRing = Mutex<XenStoreRing?>(nil)
+    let storeRing = Mutex<XenStoreRing?>(nil)
 
     public var exitReason: DomainExit? { exitState.withLock { $0 } }
+    /// `pause`: closed while the guest is paused (PVDomainPause.swift).
+    public let pauseGate = PauseGate()
 
-    public init(config: PVDomainConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
+    public convenience init(config: PVDomainConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
         guard config.kernel.xen != nil else { throw BuildError.noXenSupport }
-        self.config = config.settings
+        try self.init(settings: config.settings, consoleOutput: consoleOutput)
+        try build(kernel: config.kernel, initrd: config.initrd)
+    }
+
+    /// The machine without its contents: memory, hypervisor area, vCPUs.
+    /// A boot builds the start-of-day state in it, a restore loads a saved one.
+    init(settings config: PVDomainConfig.Settings, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
+        self.config = config
         kvm = try KVMSystem()
         guard config.maxVCPUs >= 1 && config.maxVCPUs <= min(PVDomain.maxVCPUs, kvm.maxVCPUs) else {
             throw BuildError.vcpuCount(config.maxVCPUs, min(PVDomain.maxVCPUs, kvm.maxVCPUs))
@@ -129,7 +146,6 @@ public final class PVDomain: @unchecked Sendable {
         }
         let khz = UInt64((try? vcpus[0].kvm.tscKHz()) ?? 0)
         time = GuestTime(tscKHz: khz > 0 ? khz : 1_000_000)
-        try build(kernel: config.kernel, initrd: config.initrd)
     }
 
     public static let maxVCPUs = 32
@@ -227,25 +243,7 @@ public final class PVDomain: @unchecked Sendable {
             modStart = at >> 12; modLength = UInt64(initrd.count)
         }
 
-        // Event channels to the backends.
-        events.withLock { ev in
-            storePort = ev.allocate(.backend(.xenstore))!
-            consolePort = ev.allocate(.backend(.console))!
-        }
-
-        // Xenstore: the guest's directory and its ring.
-        store.populateDomain(id: PVDomain.domainID, name: config.name, vcpus: config.maxVCPUs,
-                             availableVCPUs: config.vcpus, memoryKiB: config.memoryBytes >> 10,
-                             storeRing: (port: UInt32(storePort), frame: storeFrame),
-                             consoleRing: (port: UInt32(consolePort), frame: consoleFrame))
-        let wake = storePumpWake
-        storeConnection = XenStoreConnection(tree: store, domainID: PVDomain.domainID, onOutput: {
-            var one: UInt64 = 1
-            _ = write(wake, &one, 8)       // only signal: the store's lock is held here
-        })
-        let ringPage = memory.pointer(storeFrame << 12, length: 4096)!
-        XenStoreRing.initialize(page: ringPage)
-        storeRing.withLock { $0 = XenStoreRing(page: ringPage) }
+        try setUpStoreAndEvents(initializeRing: true)
 
         // start_info.
         let si = startInfo << 12
@@ -269,14 +267,46 @@ public final class PVDomain: @unchecked Sendable {
         startInfoVirtual = virtBase + si
         bootStackTop = virtBase + ((stack + 1) << 12)
 
-        // Console and xenstore rings start empty; shared_info masks all vCPUs.
+        setUpSharedInfo()
+        try vcpus[0].setupBoot(entry: xen.entry, stack: bootStackTop, startInfo: startInfoVirtual, cr3: l4 << 12)
+    }
+
+    /// The event channels of xenstore and the console (ports allocated
+    /// first, so a restored domain gets the same numbers), the domain's
+    /// xenstore directory and the store ring, as Xen's toolstack sets them
+    /// up for a new domain. A restored guest's ring page is adopted as it
+    /// stands (its indices are the guest's).
+    func setUpStoreAndEvents(initializeRing: Bool) throws {
+        // Event channels to the backends.
+        events.withLock { ev in
+            storePort = ev.allocate(.backend(.xenstore))!
+            consolePort = ev.allocate(.backend(.console))!
+        }
+
+        // Xenstore: the guest's directory and its ring.
+        store.populateDomain(id: PVDomain.domainID, name: config.name, vcpus: config.maxVCPUs,
+                             availableVCPUs: config.vcpus, memoryKiB: config.memoryBytes >> 10,
+                             storeRing: (port: UInt32(storePort), frame: storeFrame),
+                             consoleRing: (port: UInt32(consolePort), frame: consoleFrame))
+        let wake = storePumpWake
+        storeConnection = XenStoreConnection(tree: store, domainID: PVDomain.domainID, onOutput: {
+            var one: UInt64 = 1
+            _ = write(wake, &one, 8)       // only signal: the store's lock is held here
+        })
+        let ringPage = memory.pointer(storeFrame << 12, length: 4096)!
+        if initializeRing { XenStoreRing.initialize(page: ringPage) }
+        storeRing.withLock { $0 = XenStoreRing(page: ringPage) }
+
+    }
+
+    /// shared_info masks all vCPUs; the wall clock and each vCPU's time.
+    func setUpSharedInfo() {
         for v in 0..<PVDomain.maxVCPUs { sharedInfo.storeBytes(of: UInt8(1), toByteOffset: v * 64 + 1, as: UInt8.self) }
         time.publishWallClock(sharedInfo: sharedInfo)
         for (i, cpu) in vcpus.enumerated() {
             cpu.vcpuInfo = sharedInfo + i * 64
             time.publish(to: cpu.vcpuInfo + 32, tscOffset: cpu.tscOffset)
         }
-        try vcpus[0].setupBoot(entry: xen.entry, stack: bootStackTop, startInfo: startInfoVirtual, cr3: l4 << 12)
     }
 
     // MARK: Running

@@ -9,11 +9,36 @@ extension PVCPU {
     /// meanwhile, using no host CPU; events and timers only wake it to look.
     func parkOffline() {
         online.store(false, ordering: .releasing)
+        offlineInHypercall = true
         setTimer(deadline: 0)
         enterRunstate(.offline)
         while !isStopping && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 1_000_000_000)
         }
+        offlineInHypercall = false
         enterRunstate(.running)
+    }
+
+    /// VCPUOP_down from another vCPU: this one stops at its next return to
+    /// the guest (parkWhileDown). Returns once it has, so the caller may
+    /// then change its vcpu_info and runstate areas (as Xen pauses a vCPU
+    /// for those); a vCPU already down is left as it is.
+    func takeDown() -> Int64 {
+        guard online.exchange(false, ordering: .acquiringAndReleasing) else { return 0 }
+        kick()
+        _ = PauseGate.waitUntil(seconds: 5) { parkedDown.load(ordering: .acquiring) || isStopping }
+        return 0
+    }
+
+    /// Sleeps, offline, until VCPUOP_up (or the end of the run).
+    func parkWhileDown() {
+        enterRunstate(.offline)
+        parkedDown.store(true, ordering: .releasing)
+        while !isStopping && !online.load(ordering: .acquiring) {
+            _ = VCPU.waitForKick(timeoutNanoseconds: 1_000_000_000)
+        }
+        parkedDown.store(false, ordering: .releasing)
+        enterRunstate(.running)
+        domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
     }
 }

@@ -9,14 +9,14 @@ usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [--vcpus N] [--maxvcpus M] [--name NAME] [--pv | --hvm] [--no-reboot]
                 [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
                 [--xenstore-socket PATH] [--control PATH] [--vsock PATH [--vsock-cid N]]
-                [-- COMMAND...]
-       xeno ctl PATH info | stats | vcpu-set N | mem-set SIZE
+                [--restore FILE] [-- COMMAND...]
+       xeno ctl PATH info | stats | vcpu-set N | mem-set SIZE | pause | unpause | save FILE
                      ask the guest running with --control PATH; prints the reply
        xeno exec [--timeout SECONDS] (NAME | --control PATH) [--] COMMAND...
                      run COMMAND in the PV guest run with --name NAME (or --control PATH);
                      prints its output, exits with its status (127: no such guest or agent)
        xeno kit      build the default guest kit (Debian's kernel + initramfs) and print where it is
-\(Toolstack.usage)
+\(Toolstack.usage)\(Toolstack.lifecycleUsage)
 """
 
 func eprint(_ s: String) { _ = s.withCString { write(2, $0, strlen($0)) } }
@@ -51,6 +51,8 @@ case "kit":
     print(Kit.directory)
 case let v where Toolstack.verbs.contains(v):
     exit(Toolstack.run(v, Array(args.dropFirst())))
+case let v where Toolstack.lifecycleVerbs.contains(v):
+    exit(Toolstack.runLifecycle(v, Array(args.dropFirst())))
 case "-h", "--help", "help":
     print(usage, terminator: "")
 default:

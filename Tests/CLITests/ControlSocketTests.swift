@@ -84,7 +84,7 @@ struct ControlSocketTests {
                 s["mode"] = (try? FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int).map { String($0!, radix: 8) } ?? "none"
                 let bad = ["", "bogus", "info extra", "vcpu-set", "vcpu-set -1", "vcpu-set 0", "vcpu-set 3",
                            "vcpu-set 99999999999999999999", "vcpu-set  1", " info", "mem-set 10", "mem-set 1T",
-                           "mem-set 1024M", "mem-set", "INFO"]
+                           "mem-set 1024M", "mem-set", "INFO", "pause now", "unpause 1"]
                 for b in bad { s["bad:" + b] = Self.request(socket, b) }
                 s["binary"] = Self.exchange(socket, [0x69, 0x01, 0xff, 0x0a]).first ?? "no reply"
                 s["long"] = Self.exchange(socket, [UInt8](repeating: 0x61, count: 5000)).first ?? "no reply"

@@ -41,6 +41,19 @@ static inline unsigned long ckvm_create_pit2(void) { return KVM_CREATE_PIT2; }
 static inline unsigned long ckvm_irq_line(void) { return KVM_IRQ_LINE; }
 static inline unsigned long ckvm_get_xcrs(void) { return KVM_GET_XCRS; }
 static inline unsigned long ckvm_set_xcrs(void) { return KVM_SET_XCRS; }
+static inline unsigned long ckvm_kvmclock_ctrl(void) { return KVM_KVMCLOCK_CTRL; }
+static inline unsigned long ckvm_get_xsave(void) { return KVM_GET_XSAVE; }
+static inline unsigned long ckvm_set_xsave(void) { return KVM_SET_XSAVE; }
+
+/// Whether the 4 KiB page at p is all zero (save skips such pages; C so a
+/// debug build scans guest memory at memory speed too).
+static inline int ckvm_page_is_zero(const void *p) {
+    const uint64_t *w = (const uint64_t *)p;
+    uint64_t any = 0;
+    for (int i = 0; i < 512; i += 8)
+        any |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+    return any == 0;
+}
 
 /// ioctl(2) with a pointer argument, non-variadic for Swift.
 static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *arg) {

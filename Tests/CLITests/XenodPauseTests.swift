@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+
+/// `xeno pause` / `xeno unpause` on a daemon-managed PV domain, seen from
+/// inside the guest: a ticker in the guest writes one line per step to the
+/// console with its count, its own `date +%s` and its /proc/stat steal.
+extension XenodTests {
+    /// `tick N SECONDS STEAL` lines on the domain's console, in order.
+    func ticks(_ name: String) -> [(n: Int, seconds: Int, steal: Int)] {
+        // Console lines end in "\r\n" (the guest's tty adds the "\r").
+        console(name).split(whereSeparator: \.isNewline).compactMap { line in
+            let w = line.split(whereSeparator: \.isWhitespace)
+            guard w.count == 4, w[0] == "tick", let n = Int(w[1]), let s = Int(w[2]), let st = Int(w[3]) else { return nil }
+            return (n, s, st)
+        }
+    }
+
+    /// The guest clock's offset from the host's: the `date +%s` of tick
+    /// `n + 1` less the host time it was seen at (polled every 100 ms).
+    func offsetOfTick(_ name: String, after n: Int) -> (tick: (n: Int, seconds: Int, steal: Int), offset: Double)? {
+        var found: (n: Int, seconds: Int, steal: Int)?
+        var seenAt = Date()
+        _ = waitFor("the ticker's line after \(n)", timeout: 30) {
+            found = ticks(name).first { $0.n == n + 1 }
+            seenAt = Date()
+            return found != nil
+        }
+        return found.map { ($0, Double($0.seconds) - seenAt.timeIntervalSince1970) }
+    }
+
+    /// A shell loop for the guest, in a session of its own (so it outlives
+    /// the exec that starts it): `tick N SECONDS STEAL` on the console about
+    /// five times a second, with its count, `date +%s` and /proc/stat's steal.
+    static let ticker = "i=0; while :; do i=$((i+1)); read -r c u n s d w q sq st rest < /proc/stat; "
+        + "echo \"tick $i $(date +%s) $st\" > /dev/hvc0; sleep 0.2; done"
+
+    /// User plus system CPU time of a process, in clock ticks (all its threads).
+    static func cpuTicks(_ pid: Int) -> Int? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let f = stat[stat.index(after: close)...].split(separator: " ")
+        guard f.count > 13, let u = Int(f[11]), let s = Int(f[12]) else { return nil }
+        return u + s
+    }
+
+    @Test("pause stops the guest (no count, no host CPU), unpause resumes it with its clock right and the pause shown as steal")
+    func pauseAndUnpause() throws {
+        #expect(try xeno(["create", try config("pz")]).status == 0)
+        guard try waitFor("the guest's readiness line", { console("pz").contains("XENOLITH-READY") }) else { return }
+        let answer = try #require(Self.rawRequest(socket: socket, "GET /v1/domains/pz"))
+        let body = try #require(answer.range(of: "\r\n\r\n").map { String(answer[$0.upperBound...]) })
+        let pid = try #require((try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["pid"] as? Int)
+
+        let start = try Xeno.run(["exec", "--control", directory + "/run/pz.ctl", "--",
+                                  "setsid sh -c '\(Self.ticker)' </dev/null >/dev/null 2>&1 & echo started"], timeout: 120)
+        #expect(start.status == 0 && start.stdout == "started\n", "exec: \(start.status) \(start.stdout) \(start.stderr)")
+        guard waitFor("the ticker's lines", timeout: 60, { ticks("pz").count >= 3 }) else { return }
+        let latest = try #require(ticks("pz").last)
+        let before = try #require(offsetOfTick("pz", after: latest.n))
+
+        let paused = try xeno(["pause", "pz"])
+        #expect(paused.status == 0, "stderr: \(paused.stderr)")
+        let pausedAt = Date()
+        #expect(try row("pz")?[4] == "paused")
+        #expect(try xeno(["pause", "pz"]).status == 0, "pausing a paused domain is no error")
+        usleep(300_000)       // a line the guest wrote just before reaches the file
+        let lastBefore = try #require(ticks("pz").last)
+        let cpuBefore = Self.cpuTicks(pid)
+        let pauseSeconds = 5.0
+        usleep(useconds_t((pauseSeconds - Date().timeIntervalSince(pausedAt)) * 1e6))
+        let cpuAfter = Self.cpuTicks(pid)
+        #expect(ticks("pz").last?.n == lastBefore.n, "the guest counted while paused")
+        if let cpuBefore, let cpuAfter {
+            #expect(cpuAfter - cpuBefore <= 2, "the paused VMM used \(cpuAfter - cpuBefore) ticks of CPU")
+        }
+
+        #expect(try xeno(["unpause", "pz"]).status == 0)
+        let unpausedAt = Date()
+        let paused_s = unpausedAt.timeIntervalSince(pausedAt)
+        #expect(try row("pz")?[4] == "running")
+        // The next line, seen as soon as it comes: its count follows on, and
+        // the guest's clock is as far from the host's as before the pause
+        // (a guest clock that stopped while paused would be 5 s further;
+        // `date +%s` whole seconds make each reading up to 1 s short).
+        let (first, offset) = try #require(offsetOfTick("pz", after: lastBefore.n))
+        #expect(abs(offset - before.offset) <= 1.5,
+                "guest clock minus host clock: \(before.offset) s before the pause, \(offset) s after")
+        // Steal (USER_HZ ticks) grows by about the paused time within the
+        // first lines after it: more than the time the guest ran in between
+        // could give by itself, no more than the time that passed.
+        var stealSeen = 0
+        _ = waitFor("the pause in the guest's steal", timeout: 30) {
+            let after = ticks("pz").filter { $0.n > lastBefore.n && $0.seconds <= first.seconds + 2 }
+            stealSeen = (after.map(\.steal).max() ?? lastBefore.steal) - lastBefore.steal
+            return stealSeen >= Int(paused_s * 90) || (after.last?.seconds ?? 0) >= first.seconds + 2
+        }
+        #expect(stealSeen >= Int(paused_s * 90), "steal grew by \(stealSeen) ticks over a \(paused_s) s pause")
+        let span = (ticks("pz").last?.seconds ?? 0) - lastBefore.seconds + 1
+        #expect(stealSeen <= span * 100, "steal grew by \(stealSeen) ticks in \(span) s")
+
+        let unknown = try xeno(["pause", "nosuch"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no domain named 'nosuch'"), "stderr: \(unknown.stderr)")
+        #expect(try xeno(["destroy", "pz"]).status == 0)
+    }
+}
