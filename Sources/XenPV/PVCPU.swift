@@ -46,7 +46,6 @@ final class PVCPU: @unchecked Sendable {
     var runstateTimes: [UInt64] = [0, 0, 0, 0]
     /// The thread's time on a host CPU (schedstat run_ns) at the last runstate change.
     private var lastHostRunTime: UInt64 = 0
-    private var schedstatFD: Int32 = -1
     private var doorbellChecked = false
     /// Set on a doorbell entry: the segments the vCPU still has at CPL3. A
     /// return that keeps them and needs no replay, CR3 load or flush resumes
@@ -642,8 +641,8 @@ final class PVCPU: @unchecked Sendable {
     /// throttling, however the host kernel books those) is runnable:
     /// steal, as Xen reports time a vCPU wanted a CPU and did not have it.
     func enterRunstate(_ new: Runstate) {
-        let now = domain.time.systemTime
         let ran = hostRunTime()
+        let now = domain.time.systemTime
         let onCPU = ran &- lastHostRunTime
         lastHostRunTime = ran
         let elapsed = now &- runstateEntry
@@ -672,25 +671,14 @@ final class PVCPU: @unchecked Sendable {
         _ = writeGuestWord(runstateEntry, at: runstateVirtual + 8)
     }
 
-    /// Nanoseconds this thread has run on a host CPU (schedstat's first field).
+    /// Nanoseconds this thread has run on a host CPU: its CPU-time clock,
+    /// which (unlike schedstat, updated only at the host's ticks) includes
+    /// the slice running now, so that intervals a few milliseconds long
+    /// are charged what the host charged them.
     private func hostRunTime() -> UInt64 {
-        if schedstatFD < 0 {
-            schedstatFD = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
-            if schedstatFD < 0 { return 0 }
-        }
-        var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        let n = withUnsafeMutableBytes(of: &buf) { pread(schedstatFD, $0.baseAddress, 63, 0) }
-        guard n > 0 else { return 0 }
-        // "run_ns wait_ns slices": the first field.
-        return withUnsafeBytes(of: &buf) { raw -> UInt64 in
-            var value: UInt64 = 0
-            for i in 0..<n {
-                let c = raw[i]
-                guard c >= 0x30 && c <= 0x39 else { break }
-                value = value * 10 + UInt64(c - 0x30)
-            }
-            return value
-        }
+        var t = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0 else { return 0 }
+        return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
     }
 
     /// SCHEDOP_block: sleep until an event is pending (events unmasked).
