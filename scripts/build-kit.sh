@@ -263,6 +263,17 @@ while IFS= read -r applet; do
     [ -e "$ROOT/$applet" ] || [ -L "$ROOT/$applet" ] || ln -s /bin/busybox "$ROOT/$applet"
 done < <("$BUSYBOX" --list-full)
 [ -L "$ROOT/bin/sh" ] || die "busybox has no sh applet"
+# poweroff, reboot and halt act at once (after a sync), as with -f. The
+# kernel runs /sbin/poweroff or /sbin/reboot when the host asks the guest
+# to shut down (Xen's control/shutdown: `xeno shutdown`, `xeno reboot`);
+# busybox's own would only signal PID 1, and the kit's init is a shell
+# script waiting for its shell, which cannot take the signal, so nothing
+# would happen. An initramfs has nothing else to stop or unmount.
+for cmd in poweroff reboot halt; do
+    rm -f "$ROOT/sbin/$cmd"
+    printf '#!/bin/sh\nsync\nexec /bin/busybox %s -f\n' "$cmd" > "$ROOT/sbin/$cmd"
+    chmod 755 "$ROOT/sbin/$cmd"
+done
 
 install -m 755 "$INIT_SRC" "$ROOT/init"
 install -m 755 "$AGENT_SRC" "$ROOT/sbin/xenolith-agent"

@@ -13,6 +13,8 @@ public final class DomainManager: @unchecked Sendable {
         public var runDirectory = "/run/xenolith"
         /// The `xeno` binary that runs each VMM.
         public var xenoBinary: String
+        /// The cgroup (in each controller's hierarchy) the domains' cgroups are made under.
+        public var cgroupGroup = "xenolith"
         public init(xenoBinary: String) { self.xenoBinary = xenoBinary }
     }
 
@@ -40,14 +42,19 @@ public final class DomainManager: @unchecked Sendable {
     /// Names being created: a second create of the same name is refused at once.
     var reserved: Set<String> = []
     let log: @Sendable (String) -> Void
+    /// Credit scheduling (weight, cap, cpus) through the cpu cgroup
+    /// controller; nil on a host without one (then they are not applied).
+    let cgroups: CPUCgroups?
 
     public init(paths: Paths, log: @escaping @Sendable (String) -> Void) throws {
         self.paths = paths
         self.log = log
         store = try DomainStore(directory: paths.stateDirectory)
+        cgroups = CPUCgroups.usable(group: paths.cgroupGroup, log: log)
         try FileManager.default.createDirectory(atPath: paths.runDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         adoptRunningDomains()
+        adoptCgroups()
         let monitor = Thread { [weak self] in
             while let self {
                 self.reapEnded()
@@ -118,8 +125,21 @@ public final class DomainManager: @unchecked Sendable {
                                   pid: 0, controlPath: "\(paths.runDirectory)/\(config.name).ctl",
                                   consolePath: "\(paths.runDirectory)/\(config.name).console", created: Date().timeIntervalSince1970)
         record.pid = try startVMM(config: config, record: record)
+        record.weight = config.weight
+        record.cap = config.cap
+        do { try placeInCgroup(record, cpus: config.cpus) } catch {
+            kill(record.pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(record.pid, &status, 0)
+            removeCgroup(config.name)
+            unlink(record.controlPath)
+            throw error
+        }
         let domain = Domain(record: record, config: config, isChild: true)
-        try waitUntilAnswering(domain)
+        do { try waitUntilAnswering(domain) } catch {
+            removeCgroup(config.name)
+            throw error
+        }
         if config.memoryMiB < config.maxMemoryMiB {
             // Xen boots the guest with `memory` and lets it balloon up to
             // `maxmem`; here it boots with maxmem and the balloon takes the
@@ -252,11 +272,9 @@ public final class DomainManager: @unchecked Sendable {
         }
     }
 
-    /// Stops the guest cleanly: the VMM takes SIGTERM as a user's ^C.
+    /// Stops the guest cleanly: cleanShutdown (DomainManager+Verbs.swift).
     public func shutdown(_ name: String) throws {
-        try withDomain(name) { d in
-            _ = kill(d.record.pid, SIGTERM)
-        }
+        _ = try cleanShutdown(name)
     }
 
     public func setVCPUs(_ name: String, _ count: Int) throws -> String {
@@ -273,12 +291,15 @@ public final class DomainManager: @unchecked Sendable {
             guard size.utf8.count <= 32, size.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
                 throw HostError("mem-set: '\(size.prefix(32))' is not a size", status: 400)
             }
+            try checkMemoryTarget(d, size)
             return try control(d, "mem-set \(size)")
         }
     }
 
     func forget(_ d: Domain, why: String) {
         unlink(d.record.controlPath)
+        removeCgroup(d.record.name)
+        unlink("\(paths.runDirectory)/\(d.record.name).console.sock")
         store.remove(d.record.name)
         lock.withLock { _ = domains.removeValue(forKey: d.record.name) }
         log("domain \(d.record.name) (id \(d.record.id)): \(why)")
@@ -351,7 +372,7 @@ public final class DomainManager: @unchecked Sendable {
         return Listing(name: d.record.name, id: d.record.id, pid: d.record.pid,
                        mode: fields["mode"] ?? d.config.type.rawValue,
                        memoryMiB: fields["memory-target-kib"].flatMap(Int.init).map { $0 >> 10 } ?? d.config.memoryMiB,
-                       maxMemoryMiB: d.config.maxMemoryMiB,
+                       maxMemoryMiB: d.record.maxMemoryMiB ?? d.config.maxMemoryMiB,
                        vcpus: fields["vcpus-online"].flatMap(Int.init) ?? d.config.vcpus,
                        maxVCPUs: d.config.maxVCPUs, state: state,
                        cpuSeconds: usage?.cpuSeconds ?? 0, residentBytes: usage?.residentBytes ?? 0,

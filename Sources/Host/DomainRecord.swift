@@ -18,6 +18,13 @@ struct DomainRecord: Codable, Sendable {
     var consolePath: String
     /// Seconds since 1970 when the domain was created.
     var created: Double
+    /// Credit scheduler settings now in force (from the configuration, then
+    /// `sched-credit`); nil in records written before they were kept.
+    var weight: Int?
+    var cap: Int?
+    /// `mem-max`: the most memory the balloon may give the guest (MiB),
+    /// when lowered below the boot size.
+    var maxMemoryMiB: Int?
 }
 
 /// The state directory: domain records and the next domain ID.

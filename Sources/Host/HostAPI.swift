@@ -24,6 +24,7 @@ public struct HostAPI: Sendable {
         if let refusal = HostRoutes.refusal(method: r.method, path: r.path) { return refusal }
         let parts = r.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         do {
+            if let answer = try verbRoute(r, parts) { return answer }
             switch (r.method, parts.count, parts.first) {
             case ("GET", 1, "metrics"):
                 return HTTPServer.Response(status: 200, contentType: "text/plain; version=0.0.4", body: Data(metrics().utf8))
@@ -108,6 +109,7 @@ public struct HostAPI: Sendable {
         family("xenolith_domain_vmm_resident_bytes", "Resident memory of the VMM process, guest RAM included.", "gauge") { String($0.residentBytes) }
         family("xenolith_domain_running", "1 while the domain's VMM answers.", "gauge") { $0.state == "running" || $0.state == "paused" ? "1" : "0" }
         out += statisticsMetrics(all)
+        out += creditMetrics()
         return out
     }
 }

@@ -17,6 +17,16 @@ public enum HostRoutes {
         ("POST", "/v1/domains/{name}/save"),
         ("POST", "/v1/restore"),
         ("GET", "/metrics"),
+        // xl's scheduler and host verbs (HostAPI+Verbs.swift).
+        ("GET", "/v1/host"),
+        ("GET", "/v1/sched-credit"),
+        ("GET", "/v1/vcpus"),
+        ("GET", "/v1/domains/{name}/sched-credit"),
+        ("POST", "/v1/domains/{name}/sched-credit"),
+        ("GET", "/v1/domains/{name}/vcpus"),
+        ("GET", "/v1/domains/{name}/console"),
+        ("POST", "/v1/domains/{name}/reboot"),
+        ("POST", "/v1/domains/{name}/mem-max"),
     ]
 
     /// The list as `xenod --routes` prints it: `METHOD PATH` a line.

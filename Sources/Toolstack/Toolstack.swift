@@ -5,7 +5,7 @@ import UnixSockets
 /// (`$XENOD_SOCKET`, default /run/xenolith/xenod.sock), its answer printed
 /// the way xl prints it.
 public enum Toolstack {
-    public static let verbs: Set<String> = ["create", "list", "destroy", "shutdown", "vcpu-set", "mem-set"]
+    public static let verbs: Set<String> = Set(["create", "list", "destroy", "shutdown", "vcpu-set", "mem-set"]).union(hostVerbs)
 
     public static let usage = """
            xeno create CONFIG          start a domain from an xl.cfg file (through xenod)
@@ -17,7 +17,7 @@ public enum Toolstack {
            xeno [--host https://H:P --token-file F [--cacert CA]] VERB ...
                                        a remote xenod (or XENOD_URL, XENOD_TOKEN_FILE, XENOD_CACERT)
 
-    """
+    """ + hostVerbsUsage
 
     /// Where xenod is, for `HTTPClient.request(socket:)`: its Unix socket
     /// or an https:// URL (XenodEndpoint says which variables choose).
@@ -67,6 +67,7 @@ public enum Toolstack {
                 _ = try HTTPClient.request(socket: socketPath, method: "POST", path: "/v1/domains/\(escape(args[0]))/mem-set",
                                            body: "{\"memory\":\(JSONValue.quote(args[1]))}")
             default:
+                if hostVerbs.contains(verb) { return try runHostVerb(verb, args) }
                 throw ToolstackError("usage:\n" + usage)
             }
             return 0

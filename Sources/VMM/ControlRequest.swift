@@ -15,6 +15,9 @@ enum ControlRequest: Equatable, Sendable {
     /// base64 (checked, not decoded: the guest agent decodes it), and a
     /// limit on its run time in seconds (0: none).
     case exec(base64Command: [UInt8], timeoutSeconds: Int)
+    /// Asks the guest to power off or reboot itself, as Xen's toolstack
+    /// does (GuestShutdown.swift).
+    case shutdown(reboot: Bool)
 
     /// The longest request line accepted, without its newline.
     static let maxLength = 256
@@ -29,7 +32,7 @@ enum ControlRequest: Equatable, Sendable {
         prefix.starts(with: "exec ".utf8) ? maxExecLength : maxLength
     }
 
-    static let usage = "info, stats, vcpu-set N, mem-set SIZE, pause, unpause, save PATH, exec SECONDS BASE64"
+    static let usage = "info, stats, vcpu-set N, mem-set SIZE, pause, unpause, save PATH, exec SECONDS BASE64, shutdown poweroff|reboot"
 
     /// Parses one line (without its newline).
     static func parse(_ line: [UInt8]) -> Result<ControlRequest, ControlError> {
@@ -89,6 +92,11 @@ enum ControlRequest: Equatable, Sendable {
                 return .failure(ControlError("exec: the command is longer than \(maxCommandBytes) bytes"))
             }
             return .success(.exec(base64Command: command, timeoutSeconds: seconds))
+        case "shutdown":
+            guard args.count == 1, args[0] == "poweroff" || args[0] == "reboot" else {
+                return .failure(ControlError("usage: shutdown poweroff|reboot"))
+            }
+            return .success(.shutdown(reboot: args[0] == "reboot"))
         default:
             return .failure(ControlError("unknown request '\(verb.prefix(32))' (\(usage))"))
         }

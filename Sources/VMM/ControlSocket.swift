@@ -122,6 +122,12 @@ final class ControlSocket: @unchecked Sendable {
             case .setMemory(let bytes):
                 try guest.setMemory(bytes: bytes)
                 return "ok memory-target-kib=\(bytes >> 10)"
+            case .shutdown(let reboot):
+                guard let target = guest as? any GuestShutdownTarget else {
+                    return "error this guest cannot be asked to shut down (no xenstore); stop it instead"
+                }
+                try target.requestShutdown(reboot: reboot)
+                return "ok shutdown=\(reboot ? "reboot" : "poweroff")"
             case .pause:
                 try guest.pauseGuest()
                 return "ok state=paused"

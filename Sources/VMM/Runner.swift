@@ -157,6 +157,9 @@ public enum Runner {
             }
         }
         defer { namedControl?.removeSocketFile() }
+        // With --name, the console is also on a socket (`xeno console NAME`).
+        let consoleSocket = nameClaimed ? ConsoleSocket.open(name: options.name) : nil
+        defer { consoleSocket?.removeSocketFile() }
         let terminal = Terminal()
         var status: Int32 = 0
         while true {
@@ -178,14 +181,14 @@ public enum Runner {
                 case .pv:
                     let pv: PVDomain
                     if let image = restoreImage {
-                        pv = try PVDomain(restoring: image, consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                        pv = try PVDomain(restoring: image, consoleOutput: { bytes in Terminal.writeOut(bytes); consoleSocket?.output(bytes) })
                         restoreImage = nil          // a reboot boots the kernel
                     } else {
                         pv = try PVDomain(
                             config: PVDomainConfig(name: options.name, memoryBytes: options.memoryBytes,
                                                    vcpus: options.vcpus, maxVCPUs: options.maxVCPUs,
                                                    cmdline: cmdline, kernel: images!.0, initrd: images!.1),
-                            consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                            consoleOutput: { bytes in Terminal.writeOut(bytes); consoleSocket?.output(bytes) })
                     }
                     for (i, disk) in disks.enumerated() {
                         backends.append(try BlockBackend(domain: pv, disk: disk, diskIndex: i))
@@ -210,7 +213,7 @@ public enum Runner {
                                           cmdline: cmdline, kernel: images!.0, initrd: images!.1,
                                           disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) },
                                           vsock: vsock),
-                        consoleOutput: { bytes in Terminal.writeOut(bytes) })
+                        consoleOutput: { bytes in Terminal.writeOut(bytes); consoleSocket?.output(bytes) })
                 }
             } catch {
                 terminal.restore()
@@ -220,6 +223,7 @@ public enum Runner {
             let counters = options.mode == .pv ? DeviceCounters(disks: backends, nics: nics) : nil
             control?.serve(domain as? any ControlTarget, devices: counters)
             namedControl?.serve(domain as? any ControlTarget, devices: counters)
+            consoleSocket?.serve(domain)
             if options.restore != nil, getenv("XENO_TIMING") != nil {
                 fail("restore: serving \((ckvm_monotonic_ns() &- runStart) / 1000) us after the run began")
             }
@@ -233,6 +237,7 @@ public enum Runner {
             signals.finish()
             control?.serve(nil)
             namedControl?.serve(nil)
+            consoleSocket?.serve(nil)
             input.stop()
             for b in backends { b.stop() }
             for n in nics { n.stop() }

@@ -33,6 +33,9 @@ public struct XLDomainConfig: Sendable, Equatable {
     /// percent of one CPU (0: none).
     public var weight: Int = 256
     public var cap: Int = 0
+    /// xl's `cpus`: the host CPUs the domain's vCPUs may run on (hard
+    /// affinity, "1", "0-3,6" or "all"); nil: anywhere.
+    public var cpus: [Int]?
     /// Keys the file sets that Xenolith does not act on.
     public var ignoredKeys: [String] = []
 
@@ -97,6 +100,15 @@ public struct XLDomainConfig: Sendable, Equatable {
         onCrash = try reader.action("on_crash") ?? .destroy
         weight = try reader.integer("cpu_weight", in: 1...65535) ?? 256
         cap = try reader.integer("cap", in: 0...(100 * 32)) ?? 0
+        guard cap <= 100 * maxVCPUs else {
+            throw reader.error("cap", "cap (\(cap)) is above 100 × maxvcpus (\(100 * maxVCPUs)): a domain cannot use more")
+        }
+        if let list = try reader.string("cpus"), list != "all" {
+            guard let parsed = CPUList.parse(list) else {
+                throw reader.error("cpus", "cpus \"\(list.prefix(64))\" is not a CPU list like \"1\", \"0-3,6\" or \"all\"")
+            }
+            cpus = parsed
+        }
         ignoredKeys = file.settings.map(\.key).filter { !reader.known.contains($0) }
     }
 

@@ -44,8 +44,8 @@ final class PVCPU: @unchecked Sendable {
     var runstate = Runstate.offline
     var runstateEntry: UInt64 = 0
     var runstateTimes: [UInt64] = [0, 0, 0, 0]
-    private var lastRunDelay: UInt64 = 0
-    private var schedstatFD: Int32 = -1
+    /// The thread's time on a host CPU (schedstat run_ns) at the last runstate change.
+    private var lastHostRunTime: UInt64 = 0
     private var doorbellChecked = false
     /// Set on a doorbell entry: the segments the vCPU still has at CPL3. A
     /// return that keeps them and needs no replay, CR3 load or flush resumes
@@ -82,7 +82,10 @@ final class PVCPU: @unchecked Sendable {
     /// Set while the vCPU sleeps in SCHEDOP_poll: a masked port it polls wakes it.
     let polling = Atomic<Bool>(false)
     let blockedNow = Atomic<Bool>(false)
+    /// The vCPU's POSIX timer. Its id is 0 for the process's first timer,
+    /// which Swift sees as a nil pointer, so `hasTimer` says whether it exists.
     private var timer: timer_t?
+    private var hasTimer = false
     private var pthread = pthread_t()
     let pthreadReady = Atomic<Bool>(false)
     /// Set while the thread sleeps at the domain's pause gate.
@@ -200,15 +203,18 @@ final class PVCPU: @unchecked Sendable {
         _ = pthread_setname_np(pthread, "vcpu \(id)")
         pthreadReady.store(true, ordering: .releasing)
         var t: timer_t? = nil
-        if ckvm_thread_timer_create(ckvm_gettid(), VCPU.kickSignal, &t) == 0 { timer = t }
-        defer { if let timer { timer_delete(timer) } }
+        if ckvm_thread_timer_create(ckvm_gettid(), VCPU.kickSignal, &t) == 0 {
+            timer = t
+            hasTimer = true
+        }
+        defer { if hasTimer { timer_delete(timer) } }
 
         while !stopping.load(ordering: .acquiring) && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
         }
         // A restored vCPU's pending timer (none on a fresh boot).
         if timerDeadline != 0 { armTimer(at: timerDeadline) }
-        lastRunDelay = hostRunDelay()
+        lastHostRunTime = hostRunTime()
         runstateEntry = domain.time.systemTime
         runstate = .running
         do {
@@ -296,9 +302,11 @@ final class PVCPU: @unchecked Sendable {
                 // Kicked inside the trampoline, or between a `syscall` and the
                 // landing page's doorbell store (a state this KVM cannot take a register
                 // reload in): let it reach its exit, and look again soon.
-                if timerDeadline == 0 || timerDeadline > domain.time.systemTime + 100_000 {
-                    armTimer(at: domain.time.systemTime + 50_000)
-                }
+                // Always: the kick just taken may have been the guest's own
+                // deadline firing, and the trampoline can return to guest
+                // user space without another exit, so a vCPU that then never
+                // blocks (a busy loop) would never see its timer again.
+                armTimer(at: domain.time.systemTime + 50_000)
                 return
             }
             // Guest code at CPL3 (IF is always set there): take it into the
@@ -592,7 +600,7 @@ final class PVCPU: @unchecked Sendable {
     /// "look again soon"; `armedFor` says which it is set for, so the guest's
     /// deadline is re-armed after a short look.
     func armTimer(at systemTime: UInt64) {
-        guard let timer else { return }
+        guard hasTimer else { return }
         armedFor = systemTime
         ckvm_timer_arm_absolute(timer, systemTime &+ domain.time.bootMonotonic)
     }
@@ -600,7 +608,7 @@ final class PVCPU: @unchecked Sendable {
     func setTimer(deadline: UInt64) {
         timerDeadline = deadline
         if deadline == 0 {
-            if let timer { ckvm_timer_arm_absolute(timer, 0) }
+            if hasTimer { ckvm_timer_arm_absolute(timer, 0) }
             armedFor = 0
         } else {
             armTimer(at: max(deadline, 1))
@@ -626,21 +634,25 @@ final class PVCPU: @unchecked Sendable {
     /// something else: steal), blocked, offline.
     enum Runstate: Int { case running = 0, runnable = 1, blocked = 2, offline = 3 }
 
-    /// Moves to `new`, charging the time since the last change; time the host
-    /// kept this thread waiting for a CPU (its schedstat run delay) counts as
-    /// runnable rather than running.
+    /// Moves to `new`, charging the time since the last change. While the
+    /// guest meant to run, only the time the host really ran this thread
+    /// (its schedstat run_ns, what the host's cgroup accounting charges
+    /// the domain) counts as running; the rest (a host run queue, a cap's
+    /// throttling, however the host kernel books those) is runnable:
+    /// steal, as Xen reports time a vCPU wanted a CPU and did not have it.
     func enterRunstate(_ new: Runstate) {
+        let ran = hostRunTime()
         let now = domain.time.systemTime
-        let delay = hostRunDelay()
-        let waited = delay &- lastRunDelay
-        lastRunDelay = delay
-        var elapsed = now &- runstateEntry
+        let onCPU = ran &- lastHostRunTime
+        lastHostRunTime = ran
+        let elapsed = now &- runstateEntry
         if runstate == .running {
-            let steal = min(waited, elapsed)
-            runstateTimes[Runstate.runnable.rawValue] &+= steal
-            elapsed -= steal
+            let running = min(onCPU, elapsed)
+            runstateTimes[Runstate.running.rawValue] &+= running
+            runstateTimes[Runstate.runnable.rawValue] &+= elapsed - running
+        } else {
+            runstateTimes[runstate.rawValue] &+= elapsed
         }
-        runstateTimes[runstate.rawValue] &+= elapsed
         runstate = new
         runstateEntry = now
         publishRunstate()
@@ -659,25 +671,14 @@ final class PVCPU: @unchecked Sendable {
         _ = writeGuestWord(runstateEntry, at: runstateVirtual + 8)
     }
 
-    /// Nanoseconds this thread has waited on a host run queue.
-    private func hostRunDelay() -> UInt64 {
-        if schedstatFD < 0 {
-            schedstatFD = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC)
-            if schedstatFD < 0 { return 0 }
-        }
-        var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        let n = withUnsafeMutableBytes(of: &buf) { pread(schedstatFD, $0.baseAddress, 63, 0) }
-        guard n > 0 else { return 0 }
-        // "run_ns wait_ns slices": the second field.
-        return withUnsafeBytes(of: &buf) { raw -> UInt64 in
-            var field = 0, value: UInt64 = 0
-            for i in 0..<n {
-                let c = raw[i]
-                if c == 0x20 { if field == 1 { return value }; field += 1; value = 0; continue }
-                if field == 1 && c >= 0x30 && c <= 0x39 { value = value * 10 + UInt64(c - 0x30) }
-            }
-            return value
-        }
+    /// Nanoseconds this thread has run on a host CPU: its CPU-time clock,
+    /// which (unlike schedstat, updated only at the host's ticks) includes
+    /// the slice running now, so that intervals a few milliseconds long
+    /// are charged what the host charged them.
+    private func hostRunTime() -> UInt64 {
+        var t = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0 else { return 0 }
+        return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
     }
 
     /// SCHEDOP_block: sleep until an event is pending (events unmasked).

@@ -6,7 +6,7 @@ import Host
 /// directory, re-adopts running VMMs when it restarts, and serves the
 /// HTTP/JSON API on a Unix socket.
 let usage = """
-usage: xenod [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--xeno PATH]
+usage: xenod [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--xeno PATH] [--cgroup NAME]
              [--listen ADDR:PORT --tls-cert PEM --tls-key PEM --token-file FILE]
   --socket     the API socket (default /run/xenolith/xenod.sock, mode 0600)
   --listen     also serve the API on TCP (e.g. 0.0.0.0:8443, [::]:8443), TLS only,
@@ -18,6 +18,7 @@ usage: xenod [--socket PATH] [--state-dir DIR] [--run-dir DIR] [--xeno PATH]
   --state-dir  domain records (default /var/lib/xenolith)
   --run-dir    VMM control sockets and console logs (default /run/xenolith)
   --xeno       the xeno binary that runs each VMM (default: beside xenod)
+  --cgroup     the cgroup each domain's cgroup is made under (default xenolith)
   --routes     print the API's routes (METHOD PATH, as docs/openapi.json has them) and exit
 
 """
@@ -43,6 +44,11 @@ while !args.isEmpty {
     case "--state-dir": paths.stateDirectory = value
     case "--run-dir": paths.runDirectory = value
     case "--xeno": paths.xenoBinary = value
+    case "--cgroup":
+        guard !value.isEmpty, !value.hasPrefix("/"), !value.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+            fail("--cgroup: '\(value)' is not a cgroup name (a relative path, no . or ..)")
+        }
+        paths.cgroupGroup = value
     case "--listen": listen = value
     case "--tls-cert": tlsCert = value
     case "--tls-key": tlsKey = value

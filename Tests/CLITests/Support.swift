@@ -39,7 +39,8 @@ struct Xeno {
     static func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 240,
                     signal: (after: String, signal: Int32)? = nil,
                     script: [(after: String, send: String)] = [],
-                    hostSteps: [(after: String, run: (pid_t) -> Void)] = []) throws -> Result {
+                    hostSteps: [(after: String, run: (pid_t) -> Void)] = [],
+                    environment: [String: String] = [:]) throws -> Result {
         let dir = NSTemporaryDirectory() + "xeno-test-\(getpid())-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -62,8 +63,19 @@ struct Xeno {
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // `environment` overrides this process's variables for xeno alone
+        // (setenv would reach every test running in parallel).
+        var env: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") }
+        var e = environ
+        while let entry = e.pointee {
+            let text = String(cString: entry)
+            if !environment.keys.contains(where: { text.hasPrefix($0 + "=") }) { env.append(strdup(text)) }
+            e += 1
+        }
+        env.append(nil)
+        defer { env.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, binary, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, binary, &actions, nil, argv, env)
         guard rc == 0 else { throw NSError(domain: "posix_spawn", code: Int(rc)) }
         var status: Int32 = 0
         let deadline = Date().addingTimeInterval(timeout)

@@ -96,6 +96,14 @@ import XLConfig
         #expect(hvm.type == .hvm)
     }
 
+    @Test func cpusIsXlsHardAffinity() throws {
+        #expect(try XLDomainConfig(path: "g.cfg", text: "name='a'\ncpus='1'\n").cpus == [1])
+        #expect(try XLDomainConfig(path: "g.cfg", text: "name='a'\ncpus='0-2,6'\n").cpus == [0, 1, 2, 6])
+        #expect(try XLDomainConfig(path: "g.cfg", text: "name='a'\ncpus='all'\n").cpus == nil)
+        #expect(try XLDomainConfig(path: "g.cfg", text: "name='a'\nvcpus=4\ncap=400\n").cap == 400)
+        #expect(CPUList.format([0, 1, 2, 6, 8, 9]) == "0-2,6,8-9")
+    }
+
     @Test func cmdlineOverridesRootAndExtra() throws {
         let c = try XLDomainConfig(path: "g.cfg", text: "name='a'\nextra='x'\ncmdline='console=hvc0 y'\n")
         #expect(c.cmdline == "console=hvc0 y")
@@ -122,6 +130,9 @@ import XLConfig
         ("name = 'a'\nvif = [ 'colour=red' ]\n", 2, "unknown key"),
         ("name = 'a'\non_crash = 'explode'\n", 2, "must be one of"),
         ("name = 'a'\ncpu_weight = 0\n", 2, "must be 1 to 65535"),
+        ("name = 'a'\nvcpus = 2\ncap = 250\n", 3, "above 100 × maxvcpus"),
+        ("name = 'a'\ncpus = '1-'\n", 2, "not a CPU list"),
+        ("name = 'a'\ncpus = '3-1'\n", 2, "not a CPU list"),
     ])
     func badSettingsNameTheFileAndLine(text: String, line: Int, message: String) {
         do {
