@@ -201,11 +201,6 @@ public enum Runner {
                         agent.attach(channel)
                         agentChannel = channel
                     }
-                    if !disks.isEmpty || !taps.isEmpty {
-                        // A restored guest's blkfront reconnects but its I/O
-                        // then hangs (not yet understood); NICs are untested.
-                        pv.saveRefusal = "guests with disks or NICs cannot be saved yet"
-                    }
                     storeSocket?.serve(store: pv.store)
                     for b in backends { b.start() }
                     for n in nics { n.start() }

@@ -8,6 +8,11 @@ enum ChannelBinding: Equatable, Sendable {
     case virq(Int, vcpu: Int)
     case ipi(vcpu: Int)
     case unbound(remote: Int)
+    /// In a restored domain, a port the saved domain had: never handed out
+    /// again (Xen's ECS_RESERVED). A resuming guest may still close its old
+    /// port numbers (Linux's hvc_xen does, for a secondary console) and must
+    /// not close another device's new port that happens to have one.
+    case reserved
 }
 
 enum Backend: Equatable, Sendable {
@@ -35,6 +40,13 @@ struct EventChannels {
         guard ports.count < EventChannels.portLimit else { return nil }
         ports.append(b); notifyVCPU.append(vcpu)
         return ports.count - 1
+    }
+
+    /// Reserves every port below `count` that is free (a restore, once the
+    /// store and console have theirs): new ports are numbered above them.
+    mutating func reserve(below count: Int) {
+        while ports.count < min(count, EventChannels.portLimit) { ports.append(.free); notifyVCPU.append(0) }
+        for p in ports.indices.dropFirst() where ports[p] == .free { ports[p] = .reserved }
     }
 
     func binding(_ port: Int) -> ChannelBinding {

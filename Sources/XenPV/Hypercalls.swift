@@ -538,17 +538,18 @@ extension PVCPU {
             guard let w = readGuestWord(arg) else { return -XenErrno.EFAULT }
             let port = Int(w & 0xffff_ffff)
             let pendingWord = domain.sharedInfo + 2048 + (port / 64) * 8
-            domain.events.withLock { ev in
-                guard port > 0 && port < ev.ports.count else { return }
+            return domain.events.withLock { ev -> Int64 in
+                guard port > 0 && port < ev.ports.count else { return 0 }
+                if ev.ports[port] == .reserved { return -XenErrno.EINVAL }      // as Xen's ECS_RESERVED
                 if case .virq(let v, let c) = ev.ports[port] { ev.virqPorts[c][v] = nil }
-                if case .backend(let b) = ev.ports[port], b == .console || b == .xenstore { return }
+                if case .backend(let b) = ev.ports[port], b == .console || b == .xenstore { return 0 }
                 ev.ports[port] = .free
                 // Like Xen's evtchn_free: a port bound again must not start
                 // out pending (Linux re-binds a re-onlined CPU's IPIs and
                 // BUGs on a stale spinlock kick).
                 _ = ckvm_atomic_and64(pendingWord, ~(UInt64(1) << UInt64(port % 64)))
+                return 0
             }
-            return 0
         case 4:   // send {port}
             guard let w = readGuestWord(arg) else { return -XenErrno.EFAULT }
             trace("send port \(w & 0xffff_ffff) binding \(domain.events.withLock { $0.binding(Int(w & 0xffff_ffff)) })")

@@ -72,9 +72,6 @@ public final class PVDomain: @unchecked Sendable {
     /// Save in progress (PVDomainSave.swift): set while the guest is asked
     /// to suspend; the guest's SCHEDOP_shutdown(suspend) fills it in.
     let suspension = Mutex<Suspension?>(nil)
-    /// Why this domain cannot be saved, if it cannot (set by whoever adds
-    /// the devices a restore does not bring back yet).
-    public var saveRefusal: String?
     /// How long each part of a restore took (XENO_TIMING).
     var restoreTimings = ""
 
@@ -372,7 +369,7 @@ public final class PVDomain: @unchecked Sendable {
     /// Raises `port`: the 2-level ABI's pending/selector/upcall steps.
     func raise(port: Int) {
         let target = events.withLock { ev -> Int? in
-            guard port > 0 && port < ev.ports.count, ev.ports[port] != .free else { return nil }
+            guard port > 0 && port < ev.ports.count, ev.ports[port] != .free, ev.ports[port] != .reserved else { return nil }
             return ev.notifyVCPU[port]
         }
         guard let target, target < vcpus.count else { return }
@@ -466,7 +463,7 @@ public final class PVDomain: @unchecked Sendable {
     func send(port: Int, from vcpu: Int) -> Int64 {
         let b = events.withLock { $0.binding(port) }
         switch b {
-        case .free: return -XenErrno.EINVAL
+        case .free, .reserved: return -XenErrno.EINVAL
         case .backend(.console): console.service(domain: self)
         case .backend(.xenstore): serviceStore()
         case .backend(.device(let index)):

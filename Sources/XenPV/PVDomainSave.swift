@@ -53,6 +53,10 @@ extension PVDomain {
         public let writeNanoseconds: UInt64
     }
 
+    /// shared_info's evtchn_pending and evtchn_mask (x86-64: after 32
+    /// vcpu_info of 64 bytes, 64 words each).
+    static let eventPendingOffset = 2048, eventMaskOffset = 2560, eventBitmapBytes = 512
+
     private var controlPath: String { XenStoreTree.domainPath(PVDomain.domainID) + "/control/shutdown" }
 
     /// Suspends the guest, writes the image to `path` (through a temporary
@@ -62,14 +66,10 @@ extension PVDomain {
     public func save(to path: String, suspendTimeoutSeconds: Double = 60) throws(DomainRequestError) -> SaveResult {
         guard exitReason == nil else { throw DomainRequestError("save: the guest is ending") }
         guard !isPaused else { throw DomainRequestError("save: the guest is paused; unpause it first") }
-        if let why = saveRefusal { throw DomainRequestError("save: \(why)") }
         // A restored SMP guest does not resume cleanly yet: in its first
         // moments a vCPU takes an event on its PV spinlock kicker, which
         // Linux keeps masked (kernel BUG in xen/spinlock.c). Refused rather
         // than saved into an image that would not come back.
-        guard onlineVCPUCount == 1 else {
-            throw DomainRequestError("save: guests with more than one vCPU online cannot be saved yet")
-        }
         let began = suspension.withLock { s -> Bool in
             guard s == nil else { return false }
             s = Suspension()
@@ -145,6 +145,7 @@ extension PVDomain {
         d.storePort = UInt32(storePort); d.consolePort = UInt32(consolePort)
         d.memoryTargetKiB = memoryTargetKiB
         d.startInfoFrame = startInfoFrame
+        d.portsInUse = UInt32(events.withLock { $0.ports.count })
         d.name = Array(config.name.utf8); d.cmdline = Array(config.cmdline.utf8.prefix(SaveImage.maxCmdline))
         var w = ByteWriter()
         d.encode(into: &w)
@@ -351,7 +352,14 @@ extension PVDomain {
         if d.memoryTargetKiB != config.memoryBytes >> 10 {
             try? store.write(XenStoreTree.domainPath(PVDomain.domainID) + "/memory/target", String(d.memoryTargetKiB))
         }
+        events.withLock { $0.reserve(below: Int(d.portsInUse)) }
         setUpSharedInfo()
+        // As Xen's restore does: every event channel masked, none pending.
+        // The resuming kernel binds its channels anew and unmasks those it
+        // uses; one it keeps masked on purpose (the PV spinlock kicker,
+        // polled, never delivered) must not arrive unmasked.
+        (sharedInfo + Self.eventMaskOffset).initializeMemory(as: UInt8.self, repeating: 0xff, count: Self.eventBitmapBytes)
+        (sharedInfo + Self.eventPendingOffset).initializeMemory(as: UInt8.self, repeating: 0, count: Self.eventBitmapBytes)
         phase("store")
 
         // Page types, validated afresh: the ballooned frames, then every

@@ -20,7 +20,7 @@ import KVM
 /// than a guest would be (page tables are validated again on restore).
 public enum SaveImage {
     static let magic = Array("XENOLITH-PV-SAVE".utf8)
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     static let headerSize = 32
 
     enum RecordType: UInt32 {
@@ -53,15 +53,18 @@ struct DomainRecord {
     var memoryTargetKiB: UInt64 = 0
     /// start_info's frame, as the guest gave it to SCHEDOP_shutdown(suspend).
     var startInfoFrame: UInt64 = 0
+    /// Event channel ports the saved domain had (the highest port + 1): a
+    /// restored domain numbers its new ports above them.
+    var portsInUse: UInt32 = 0
     var name: [UInt8] = []
     var cmdline: [UInt8] = []
 
-    static let fixedSize = 8 * 12
+    static let fixedSize = 8 * 13
 
     func encode(into w: inout ByteWriter) {
         w.u64(memoryBytes); w.u32(vcpus); w.u32(maxVCPUs); w.u64(systemTime); w.u64(handle.0); w.u64(handle.1)
         w.u64(storeFrame); w.u64(consoleFrame); w.u32(storePort); w.u32(consolePort); w.u64(memoryTargetKiB)
-        w.u64(startInfoFrame); w.u32(UInt32(name.count)); w.u32(UInt32(cmdline.count))
+        w.u64(startInfoFrame); w.u32(portsInUse); w.u32(0); w.u32(UInt32(name.count)); w.u32(UInt32(cmdline.count))
         w.bytes(name); w.bytes(cmdline)
     }
 
@@ -71,6 +74,11 @@ struct DomainRecord {
         d.handle = (try r.u64(), try r.u64())
         d.storeFrame = try r.u64(); d.consoleFrame = try r.u64(); d.storePort = try r.u32(); d.consolePort = try r.u32()
         d.memoryTargetKiB = try r.u64(); d.startInfoFrame = try r.u64()
+        d.portsInUse = try r.u32()
+        guard try r.u32() == 0 else { throw SaveImageError("the domain record's reserved word is not zero") }
+        guard d.portsInUse >= 3, d.portsInUse <= UInt32(EventChannels.portLimit) else {
+            throw SaveImageError("the domain record's port count (\(d.portsInUse)) is out of range")
+        }
         let nameLength = Int(try r.u32()), cmdlineLength = Int(try r.u32())
         guard nameLength >= 1, nameLength <= SaveImage.maxName, cmdlineLength <= SaveImage.maxCmdline else {
             throw SaveImageError("the domain record's name or command line is too long")

@@ -129,7 +129,7 @@ struct OpenAPITests {
     @Test("paths and methods not in the document are refused: 404, or 405 with Allow", .enabled(if: httpsToolsPresent, "needs curl and openssl (scripts/setup.sh installs them)"))
     func undocumentedRoutes() throws {
         let daemon = try TLSDaemon()
-        for path in ["/", "/v1", "/v2/domains", "/v1/domains/x/pause", "/v1/domains/x/y/z", "/v1/domains/", "/metrics/x", "/v1/routes"] {
+        for path in ["/", "/v1", "/v2/domains", "/v1/domains/x/frobnicate", "/v1/domains/x/y/z", "/v1/domains/", "/metrics/x", "/v1/routes"] {
             let r = try daemon.curl("GET", path, token: daemon.token)
             #expect(r.status == 404 && (r.json as? [String: Any])?["error"] is String, "GET \(path): \(r.status)")
         }
@@ -175,12 +175,39 @@ struct OpenAPITests {
             return name
         }
         var failures: [String] = []
+        var saveFiles: [String] = []
+        defer { for f in saveFiles { unlink(f) } }
         live = try create()          // so that lists and metrics have a domain to show
         for op in operations {
             // Operations on a domain get a running one; those that end it get one of their own.
             if op.path.contains("{name}") && (live == nil || op.ends) { live = try create() }
             let concrete = op.path.replacingOccurrences(of: "{name}", with: live ?? "")
-            let body = try op.example.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+            var body = try op.example.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+            // Save and restore name a file: one of the test's own. A restore
+            // needs an image, made by saving a domain of its own first.
+            if op.id == "POST /v1/domains/{name}/save" || op.id == "POST /v1/restore" {
+                // A guest suspends once its kernel is up (Linux does not
+                // take a suspend request during its boot).
+                func ready(_ name: String) throws {
+                    let console = daemon.directory + "/run/\(name).console"
+                    let deadline = Date().addingTimeInterval(180)
+                    while !((try? String(contentsOfFile: console, encoding: .utf8)) ?? "").contains("XENOLITH-READY") {
+                        guard Date() < deadline else { throw ProbeError("\(name) did not boot: \(console)") }
+                        usleep(200_000)
+                    }
+                }
+                if op.id.hasSuffix("/save"), let live { try ready(live) }
+                let file = NSTemporaryDirectory() + "xeno-openapi-\(getpid())-\(serial).save"
+                saveFiles.append(file)
+                body = try JSONSerialization.data(withJSONObject: ["file": file]).utf8String
+                if op.id == "POST /v1/restore" {
+                    let own = try create()
+                    try ready(own)
+                    let saved = try daemon.curl("POST", "/v1/domains/\(own)/save", token: daemon.token, body: body,
+                                                extra: ["--max-time", "180"])
+                    guard saved.status == 200 else { throw ProbeError("save for the restore: \(saved.status) \(saved.body)") }
+                }
+            }
 
             // Without the token: 401, as documented, and nothing happens.
             let before = try daemon.domainNames()
@@ -208,7 +235,9 @@ struct OpenAPITests {
                 continue
             }
             let success = Int(op.responses.keys.filter { $0.hasPrefix("2") }.sorted().first ?? "200") ?? 200
-            let answer = try daemon.curl(op.method, concrete, token: daemon.token, body: body)
+            // A save waits for the new guest to boot far enough to suspend.
+            let answer = try daemon.curl(op.method, concrete, token: daemon.token, body: body,
+                                         extra: op.id.hasSuffix("/save") ? ["--max-time", "180"] : [])
             failures += check(op, answer, expecting: success)
             if op.ends { live = nil }
         }

@@ -18,7 +18,7 @@ struct SaveImageTests {
         var d = DomainRecord()
         d.memoryBytes = 16 << 20; d.vcpus = 1; d.maxVCPUs = 1; d.systemTime = 123
         d.storeFrame = 10; d.consoleFrame = 11; d.storePort = 1; d.consolePort = 2
-        d.memoryTargetKiB = 16 << 10; d.startInfoFrame = 9
+        d.memoryTargetKiB = 16 << 10; d.startInfoFrame = 9; d.portsInUse = 20
         d.name = Array("saved".utf8); d.cmdline = Array("console=hvc0".utf8)
         var p = ByteWriter(); d.encode(into: &p); record(.domain, p.bytes)
         p = ByteWriter(); p.u64(1); p.u64(5 | 4 << 56); record(.pins, p.bytes)
