@@ -8,6 +8,10 @@ final class TLSDaemon {
     let directory: String
     let socket: String
     let token: String
+    /// Domains' cgroups go under a group of this daemon's own: a xenod that
+    /// starts removes groups without a domain record, so daemons of tests
+    /// running side by side must not share one.
+    let cgroupGroup = "xenolith-test-tls-\(getpid())-\(UUID().uuidString.prefix(8))"
     var port = 0
     var pid: pid_t = 0
     var caFile: String { directory + "/ca.pem" }
@@ -35,6 +39,7 @@ final class TLSDaemon {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
         }
+        for controller in ["cpu", "cpuacct", "cpuset"] { rmdir("/sys/fs/cgroup/\(controller)/\(cgroupGroup)") }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -62,7 +67,7 @@ final class TLSDaemon {
         let binary = URL(fileURLWithPath: Xeno.binary).deletingLastPathComponent().path + "/xenod"
         pid = try Tool.spawn(binary, ["--socket", socket, "--state-dir", directory + "/state", "--run-dir", directory + "/run",
                                       "--xeno", Xeno.binary, "--listen", "127.0.0.1:0", "--tls-cert", directory + "/server.pem",
-                                      "--tls-key", directory + "/server.key", "--token-file", tokenFile],
+                                      "--tls-key", directory + "/server.key", "--token-file", tokenFile, "--cgroup", cgroupGroup],
                              stderr: log)
         // xenod logs the port it bound ("listening on https://127.0.0.1:PORT").
         let deadline = Date().addingTimeInterval(20)
