@@ -142,7 +142,19 @@ public final class HVMDomain: @unchecked Sendable {
     /// the crypto self-tests (which also wait for the initramfs), and the
     /// BPF kfunc registrations whose first caller verifies all of the
     /// kernel's BTF (minutes; TCP falls back from cubic to reno for it).
-    static let emulatedKernelOptions = " nowatchdog initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs,slab_sysfs_init,cubictcp_register,kfunc_init,bpf_key_sig_kfuncs_init,bpf_prog_test_run_init,bpf_tcp_ca_kfunc_init cryptomgr.notests noxsave clearcpuid=smap,smep,pcid,invpcid,cx16,rdrand,rdseed,fsgsbase,rtm,hle,umip,pku,popcnt,movbe,bmi1,bmi2,abm,adx,ssse3,sse4_1,sse4_2,aes,pclmulqdq,sha_ni"
+    ///
+    /// `lapic=notscdeadline`: the local APIC timer runs in its periodic mode
+    /// until the kernel switches to high-resolution timers. With the
+    /// TSC-deadline timer (which has no periodic mode) Linux emulates the
+    /// periodic tick in one-shot mode, and once a clocksource fit for
+    /// high-resolution timers is in place, its tick handler catches up every
+    /// missed 4 ms tick in a loop with interrupts off. An emulated tick costs
+    /// more than 4 ms of real time when 32 vCPUs share two host cores, so the
+    /// loop never ends: measured here, all 32 vCPUs sat in it (no interrupt,
+    /// no timer write in 2 s of trace) right after the switch to kvm-clock,
+    /// and the boot stopped for good. KVM's periodic timer instead drops
+    /// ticks the guest is too slow to take.
+    static let emulatedKernelOptions = " lapic=notscdeadline nowatchdog initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs,slab_sysfs_init,cubictcp_register,kfunc_init,bpf_key_sig_kfuncs_init,bpf_prog_test_run_init,bpf_tcp_ca_kfunc_init cryptomgr.notests noxsave clearcpuid=smap,smep,pcid,invpcid,cx16,rdrand,rdseed,fsgsbase,rtm,hle,umip,pku,popcnt,movbe,bmi1,bmi2,abm,adx,ssse3,sse4_1,sse4_2,aes,pclmulqdq,sha_ni"
 
     /// The I/O APIC input the COM1 UART drives (ISA IRQ 4).
     static let serialIRQ: UInt32 = 4

@@ -47,7 +47,7 @@ struct HVMGuestTests {
     @Test("boots with 32 vCPUs to the start of init (slow: XENOLITH_SLOW_TESTS=1)",
           .enabled(if: kvmIsSoftwareNested, "on hardware-assisted KVM the user-space tests below cover this"),
           .enabled(if: ProcessInfo.processInfo.environment["XENOLITH_SLOW_TESTS"] == "1",
-                   "slow test: set XENOLITH_SLOW_TESTS=1 (on this host the boot stalls after bringing up all 32 CPUs; see docs/BENCHMARKS.md)"),
+                   "slow test: set XENOLITH_SLOW_TESTS=1 (over an hour on this host; see docs/BENCHMARKS.md)"),
           .timeLimit(.minutes(120)))
     func bootsWith32VCPUsToInit() throws {
         let started = Date()
