@@ -43,27 +43,7 @@ final class XenodInstance {
     }
 
     func start() throws {
-        unlink(socket)
-        let binary = URL(fileURLWithPath: Xeno.binary).deletingLastPathComponent().path + "/xenod"
-        let argv = [binary, "--socket", socket, "--state-dir", directory + "/state", "--run-dir", directory + "/run",
-                    "--xeno", Xeno.binary, "--cgroup", cgroupGroup]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, directory + "/xenod.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        let rc = posix_spawn(&pid, binary, &actions, nil, cArgs, environ)
-        guard rc == 0 else { throw ProbeError("cannot start xenod: \(rc)") }
-        let socket = self.socket
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if XenodTests.rawRequest(socket: socket, "GET /v1/domains")?.hasPrefix("HTTP/1.1 200") == true { return }
-            usleep(50_000)
-        }
-        throw ProbeError("xenod did not answer on \(socket) within 20 s")
+        pid = try startXenod(directory: directory, socket: socket, cgroupGroup: cgroupGroup)
     }
 
     /// Kills xenod at once, as a crash would.
@@ -126,4 +106,31 @@ func poll(_ what: String, timeout: TimeInterval = 120, _ condition: () throws ->
     }
     Issue.record("timed out after \(Int(timeout)) s waiting for \(what)")
     return false
+}
+
+/// Starts a xenod whose socket, state, run directory and log are under
+/// `directory` (posix_spawn, as Xeno.run starts xeno) and waits until its
+/// socket answers; returns its pid.
+func startXenod(directory: String, socket: String, cgroupGroup: String) throws -> pid_t {
+    unlink(socket)
+    let binary = URL(fileURLWithPath: Xeno.binary).deletingLastPathComponent().path + "/xenod"
+    let argv = [binary, "--socket", socket, "--state-dir", directory + "/state", "--run-dir", directory + "/run",
+                "--xeno", Xeno.binary, "--cgroup", cgroupGroup]
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, directory + "/xenod.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
+    let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    defer { cArgs.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, binary, &actions, nil, cArgs, environ)
+    guard rc == 0 else { throw ProbeError("cannot start xenod: \(rc)") }
+    let deadline = Date().addingTimeInterval(20)
+    while Date() < deadline {
+        if XenodTests.rawRequest(socket: socket, "GET /v1/domains")?.hasPrefix("HTTP/1.1 200") == true { return pid }
+        usleep(50_000)
+    }
+    throw ProbeError("xenod did not answer on \(socket) within 20 s")
 }

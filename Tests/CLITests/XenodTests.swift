@@ -39,22 +39,7 @@ final class XenodTests {
     /// Starts xenod (posix_spawn, as Xeno.run starts xeno) and waits until
     /// its socket answers.
     func startDaemon() throws {
-        unlink(socket)
-        let binary = URL(fileURLWithPath: Xeno.binary).deletingLastPathComponent().path + "/xenod"
-        let argv = [binary, "--socket", socket, "--state-dir", directory + "/state", "--run-dir", directory + "/run",
-                    "--xeno", Xeno.binary, "--cgroup", cgroupGroup]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, directory + "/xenod.log", O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        let rc = posix_spawn(&daemon, binary, &actions, nil, cArgs, environ)
-        guard rc == 0 else { throw ProbeError("cannot start xenod: \(rc)") }
-        let socket = self.socket
-        _ = waitFor("xenod to answer", timeout: 20) { Self.rawRequest(socket: socket, "GET /v1/domains")?.hasPrefix("HTTP/1.1 200") == true }
+        daemon = try startXenod(directory: directory, socket: socket, cgroupGroup: cgroupGroup)
     }
 
     /// Kills xenod at once, as a crash would.
