@@ -137,7 +137,7 @@ public final class BlockBackend: @unchecked Sendable {
     /// nodes, or several under queue-N/ when it asked for more than one.
     private func connect() {
         func refuse(_ why: String) {
-            report("disk \(disk.path): frontend refused: \(why)")
+            reportLine("disk \(disk.path): frontend refused: \(why)")
             disconnect()
             publish(.closing)
         }
@@ -172,8 +172,6 @@ public final class BlockBackend: @unchecked Sendable {
         for q in queues.prefix(connectedQueues) { q.disconnect() }
         connectedQueues = 0
     }
-
-    fileprivate func report(_ line: String) { reportLine(line) }
 }
 
 /// Writes one diagnostic line to the VMM's stderr.
