@@ -39,13 +39,17 @@ struct DomainCgroup {
     var processes: [pid_t] { read("cgroup.procs").split(separator: "\n").compactMap { pid_t($0) } }
 }
 
-/// The busy guest: a busy loop in user space, and once a second a line
-/// with the guest's own /proc/stat cpu line and uptime. Only shell
+/// The busy guest: a busy loop in user space, and five times a second a
+/// line with the guest's own /proc/stat cpu line and uptime. Only shell
 /// builtins run once the loop does (a read that times out on an empty
-/// FIFO is the second's wait): a fork and exec per line would take a
-/// guest given a small share of a CPU seconds, and space its lines out.
+/// FIFO is the wait): a fork and exec per line would take a guest given a
+/// small share of a CPU seconds, and space its lines out. Lines come
+/// often because a guest's running time between two of them is
+/// interpolated: on a host whose other load comes and goes, the rate a
+/// guest runs at changes within a second, and a sparse line put the
+/// error of that interpolation at 15 % (a CI run under full load).
 /// Written tight: the kernel hands init at most 32 words of its command line.
-let busyCommand = "sh -c 'while :;do :;done'&mkfifo /tmp/t;exec 3<>/tmp/t;while :;do read -r l</proc/stat;read -r u</proc/uptime;echo STAT $l UP $u;read -t 1 x<&3;done"
+let busyCommand = "sh -c 'while :;do :;done'&mkfifo /tmp/t;exec 3<>/tmp/t;while :;do read -r l</proc/stat;read -r u</proc/uptime;echo STAT $l UP $u;read -t .2 x<&3;done"
 
 /// One of those lines, and the host's accounting read when it appeared.
 struct GuestSample {
@@ -185,6 +189,12 @@ final class CreditSchedulerTests {
             Issue.record("the guests' sample lines share less than 2 s"); return
         }
         let guestRatio = (h1 - h0) / (l1 - l0)
+        for (n, x) in [("light", l), ("heavy", h)] {
+            // Each guest's own count against what the host charged it,
+            // between its first and last lines: tells a wrong runstate
+            // from an interpolation error when the ratio is off.
+            print("\(n): guest ran \(String(format: "%.3f", x.last!.guestRunning(since: x.first!))) s, host charged \(String(format: "%.3f", x.last!.hostUsage - x.first!.hostUsage)) s, \(x.count) lines in \(String(format: "%.2f", x.last!.uptime - x.first!.uptime)) s")
+        }
         print("inside, over the same \(String(format: "%.2f", to - from)) s: light ran \(String(format: "%.3f", l1 - l0)) s, heavy \(String(format: "%.3f", h1 - h0)) s, ratio \(String(format: "%.3f", guestRatio))")
         #expect(guestRatio >= 1.8 && guestRatio <= 2.2, "guest-reported running heavy/light = \(guestRatio)")
     }
