@@ -41,7 +41,10 @@ extension PVCPU {
         case Hypercall.memoryOp: return memoryOp(a1, a2)
         case Hypercall.multicall: return try multicall(a1, count: a2)
         case Hypercall.updateVAMapping: return try updateVAMapping(va: a1, pte: a2, flags: a3)
-        case Hypercall.setTimerOp: setTimer(deadline: a1); return 0
+        case Hypercall.setTimerOp:
+            setTimer(deadline: a1)
+            if a1 != 0 && timerFireAt <= domain.time.systemTime { checkTimer() }
+            return 0
         case Hypercall.xenVersion: return xenVersion(a1, a2)
         case Hypercall.consoleIO: return consoleIO(a1, count: a2, buffer: a3)
         case Hypercall.grantTableOp: return grantTableOp(a1, arg: a2, count: a3)
@@ -436,7 +439,7 @@ extension PVCPU {
         case 8:                                                             // set_singleshot_timer
             guard other === self, let t = readGuestWord(arg) else { return -XenErrno.EINVAL }
             setTimer(deadline: t)
-            if t <= domain.time.systemTime { checkTimer() }
+            if timerFireAt <= domain.time.systemTime { checkTimer() }
             return 0
         case 9: setTimer(deadline: 0); return 0                             // stop_singleshot_timer
         case 10:                                                            // register_vcpu_info {mfn, offset}

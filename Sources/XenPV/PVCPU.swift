@@ -213,7 +213,7 @@ final class PVCPU: @unchecked Sendable {
             _ = VCPU.waitForKick(timeoutNanoseconds: 100_000_000)
         }
         // A restored vCPU's pending timer (none on a fresh boot).
-        if timerDeadline != 0 { armTimer(at: timerDeadline) }
+        if timerDeadline != 0 { armTimer(at: timerFireAt) }
         lastHostRunTime = hostRunTime()
         runstateEntry = domain.time.systemTime
         runstate = .running
@@ -606,26 +606,108 @@ final class PVCPU: @unchecked Sendable {
     }
 
     func setTimer(deadline: UInt64) {
+        if deadline != 0, let fired = lastTimerEvent {
+            noteTickResponse(to: fired, deadline: deadline)
+        }
+        lastTimerEvent = nil
         timerDeadline = deadline
         if deadline == 0 {
             if hasTimer { ckvm_timer_arm_absolute(timer, 0) }
             armedFor = 0
         } else {
-            armTimer(at: max(deadline, 1))
+            armTimer(at: timerFireAt)
         }
     }
 
     func checkTimer() {
-        if timerDeadline != 0 && domain.time.systemTime >= timerDeadline {
+        let now = domain.time.systemTime
+        if timerDeadline != 0 && now >= timerFireAt {
+            lastTimerEvent = (timerDeadline, now, hostRunTime())
+            if now < timerDeadline { earlyTimerEvents &+= 1 }
             timerDeadline = 0
             // The guest accounts steal at its tick from the runstate area: a
             // vCPU that never blocks must still see the host's run-queue wait.
             enterRunstate(runstate)
             domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
             domain.raiseVIRQ(0, vcpu: id)
-        } else if timerDeadline != 0 && armedFor != timerDeadline && domain.time.systemTime >= armedFor {
-            armTimer(at: timerDeadline)
+        } else if timerDeadline != 0 && armedFor != timerFireAt && now >= armedFor {
+            armTimer(at: timerFireAt)
         }
+    }
+
+    // MARK: Ticks the guest would lose
+
+    /// How far the guest's timer events have come behind the schedule the
+    /// guest asked for, not yet made good. Until Linux switches to a real
+    /// clocksource (an fs initcall, seconds into the boot) it keeps time in
+    /// jiffies, one per timer event, and arms each next tick a fixed time
+    /// after it handles the last: whatever an event comes late (the vCPU
+    /// thread waiting for a host CPU, the guest's events masked, the
+    /// handler's own exits) its clock loses for good: 0.6 s by the end of
+    /// a quiet boot here, 4.4 s with the CI's load beside it, and its wall
+    /// clock stays that far behind. So the VMM fires the next deadline
+    /// early by what is owed, back to back while that is more than a
+    /// tick, and the guest's jiffies catch up with real time.
+    private(set) var tickLag: UInt64 = 0
+
+    /// Set once the guest keeps time by a real clocksource: then an event
+    /// before its deadline finds nothing expired and Linux arms the very
+    /// same deadline again (to the microsecond; in the jiffies phase the
+    /// answer is "now plus a tick"). Two such answers end the catch-up for
+    /// good (Linux does not go back): late events cost such a guest
+    /// nothing, and early ones would be one spurious event per tick.
+    private(set) var guestKeepsTime = false
+    private var sameDeadlineAnswers = 0
+
+    /// Timer events fired before their deadline to pay the debt.
+    private(set) var earlyTimerEvents: UInt64 = 0
+
+    /// Debt below this is carried, not paid (half a tick at Linux's
+    /// highest HZ bounds how far behind the guest's jiffies run).
+    private var tickLagThreshold: UInt64 { 500_000 }
+
+    /// The most debt kept (a minute): beyond it the guest stays behind
+    /// rather than take a flood of catch-up events.
+    private var tickLagLimit: Int64 { 60_000_000_000 }
+
+    /// When the VMM fires the guest's timer: its deadline, or `tickLag`
+    /// before it once that is worth an event.
+    var timerFireAt: UInt64 {
+        guard timerDeadline != 0 else { return 0 }
+        guard tickLag >= tickLagThreshold else { return timerDeadline }
+        return max(1, timerDeadline &- min(tickLag, timerDeadline))
+    }
+
+    /// The timer event the guest has not answered yet: its deadline, when
+    /// it was delivered, and this thread's CPU time then.
+    private var lastTimerEvent: (deadline: UInt64, deliveredAt: UInt64, hostRun: UInt64)?
+
+    /// The guest arms `deadline` after the event `fired`. If that is the
+    /// handler's own re-arm (soon after the event in wall time and in the
+    /// vCPU's own running time, so not a re-arm after an idle spell), the
+    /// time from the event's deadline to now (the guest read its clock
+    /// just before this hypercall) is what it fell behind, or, for an
+    /// event fired early, what it caught up.
+    private func noteTickResponse(to fired: (deadline: UInt64, deliveredAt: UInt64, hostRun: UInt64), deadline: UInt64) {
+        guard !guestKeepsTime else { return }
+        let now = domain.time.systemTime
+        guard now &- fired.deliveredAt < 50_000_000, hostRunTime() &- fired.hostRun < 2_000_000 else { return }
+        if fired.deliveredAt < fired.deadline, deadline &- fired.deadline &+ 2_000 <= 4_000 {
+            sameDeadlineAnswers += 1
+            if sameDeadlineAnswers >= 2 {
+                guestKeepsTime = true
+                tickLag = 0
+                return
+            }
+        }
+        let behind = Int64(bitPattern: now &- fired.deadline)
+        tickLag = UInt64(min(max(Int64(tickLag) + behind, 0), tickLagLimit))
+    }
+
+    /// Forgets the debt: the vCPU goes offline, and comes back with a new tick.
+    func resetTickLag() {
+        tickLag = 0
+        lastTimerEvent = nil
     }
 
     // MARK: Runstate (the time this vCPU really ran)
@@ -694,7 +776,8 @@ final class PVCPU: @unchecked Sendable {
             checkTimer()
             if upcallPending { break }
             let now = domain.time.systemTime
-            let wait = timerDeadline == 0 ? 1_000_000_000 : (timerDeadline > now ? timerDeadline - now : 0)
+            let fireAt = timerFireAt
+            let wait = fireAt == 0 ? 1_000_000_000 : (fireAt > now ? fireAt - now : 0)
             if wait == 0 { continue }
             _ = VCPU.waitForKick(timeoutNanoseconds: wait)
         }
@@ -721,7 +804,8 @@ final class PVCPU: @unchecked Sendable {
             if deadline != 0 && now >= deadline { break }
             var wait: UInt64 = 1_000_000_000
             if deadline != 0 { wait = min(wait, deadline - now) }
-            if timerDeadline != 0 { wait = min(wait, timerDeadline > now ? timerDeadline - now : 0) }
+            let fireAt = timerFireAt
+            if fireAt != 0 { wait = min(wait, fireAt > now ? fireAt - now : 0) }
             if wait == 0 { continue }
             _ = VCPU.waitForKick(timeoutNanoseconds: wait)
         }
@@ -807,7 +891,7 @@ final class PVCPU: @unchecked Sendable {
         let now = domain.time.systemTime
         let timer = timerDeadline == 0 ? "none" : "\(Int64(bitPattern: timerDeadline &- now) / 1000)us"
         let sel = String(vcpuInfo.load(fromByteOffset: 8, as: UInt64.self), radix: 16)
-        return "vcpu\(id): runstate ns running/runnable/blocked/offline=\(runstateTimes) exits=\(exits) syscalls=\(syscallEntries) in-place-returns=\(inPlaceReturns) stub-returns=\(stubReturns) replayed=\(replayed) online=\(online.load(ordering: .relaxed)) blocked=\(blockedNow.load(ordering: .relaxed)) polling=\(polling.load(ordering: .relaxed)) pending=\(upcallPending) mask=\(upcallMask) sel=\(sel) timer=\(timer) mode=\(inKernel ? "k" : "u") rip=\(String(ctx.regs.rip, radix: 16))\n  hypercalls \(hc)\n  vectors \(vc)"
+        return "vcpu\(id): runstate ns running/runnable/blocked/offline=\(runstateTimes) exits=\(exits) syscalls=\(syscallEntries) early-timer-events=\(earlyTimerEvents) tick-lag-us=\(tickLag / 1000) keeps-time=\(guestKeepsTime) in-place-returns=\(inPlaceReturns) stub-returns=\(stubReturns) replayed=\(replayed) online=\(online.load(ordering: .relaxed)) blocked=\(blockedNow.load(ordering: .relaxed)) polling=\(polling.load(ordering: .relaxed)) pending=\(upcallPending) mask=\(upcallMask) sel=\(sel) timer=\(timer) mode=\(inKernel ? "k" : "u") rip=\(String(ctx.regs.rip, radix: 16))\n  hypercalls \(hc)\n  vectors \(vc)"
     }
 
     /// The page-table walk for `va` in the current mode's tables, for diagnostics.

@@ -60,6 +60,6 @@ extension PVCPU {
         // The guest's timer may have come due while the thread slept (its
         // signal was taken by the sleep): deliver it now, or set it again.
         checkTimer()
-        if timerDeadline != 0 { armTimer(at: timerDeadline) }
+        if timerDeadline != 0 { armTimer(at: timerFireAt) }
     }
 }

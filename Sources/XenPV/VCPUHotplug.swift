@@ -11,6 +11,7 @@ extension PVCPU {
         online.store(false, ordering: .releasing)
         offlineInHypercall = true
         setTimer(deadline: 0)
+        resetTickLag()
         enterRunstate(.offline)
         while !isStopping && !online.load(ordering: .acquiring) {
             _ = VCPU.waitForKick(timeoutNanoseconds: 1_000_000_000)

@@ -37,6 +37,7 @@ extension XenodTests {
         #expect(next.n == lastBefore.n + 1)
         #expect(abs(offset - before.offset) <= 1.5,
                 "guest clock minus host clock: \(before.offset) s before the save, \(offset) s after the restore")
+        try expectClockRight("sr", "after restore")
         let check = try Xeno.run(ctl + ["cat /root/before.txt; kill -0 \(tickerPID) && echo ticker-alive"], timeout: 120)
         #expect(check.status == 0 && check.stdout == "written-before\nticker-alive\n", "exec: \(check.status) \(check.stdout) \(check.stderr)")
         #expect(try xeno(["destroy", "sr"]).status == 0)
