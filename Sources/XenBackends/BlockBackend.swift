@@ -37,6 +37,7 @@ public final class BlockBackend: @unchecked Sendable {
     let domain: PVDomain
     let disk: FlatFileDisk
     let device: XenBusDevice
+    private let handshake: XenBusHandshake
     let wake: WakeSignal
     private var watcher: XenStoreConnection!
     private let stopping = Atomic<Bool>(false)
@@ -71,6 +72,7 @@ public final class BlockBackend: @unchecked Sendable {
         device = try XenBusDevice(store: domain.store, frontendDomain: PVDomain.domainID, kind: "vbd", deviceID: vdev,
                                   frontendNodes: [("virtual-device", String(vdev)), ("device-type", "disk")],
                                   backendNodes: features)
+        handshake = XenBusHandshake(device: device)
         let counters = counters, wake = self.wake, ringFailed = ringFailed
         queues = try (0..<Self.maxQueues).map { _ in
             try BlockQueue(domain: domain, disk: disk, counters: counters, failed: {
@@ -80,7 +82,7 @@ public final class BlockBackend: @unchecked Sendable {
         }
         watcher = XenStoreConnection(tree: domain.store, domainID: 0, onOutput: { wake.signal() })
         watcher.handle(XenStoreMessage(type: .watch, strings: [device.frontendStatePath, "frontend-state"]))
-        device.setBackendState(.initWait)   // features are all written: the frontend may begin
+        handshake.publish(.initWait)   // features are all written: the frontend may begin
     }
 
     /// Starts the handshake's thread; each ring's thread starts when the
@@ -105,7 +107,7 @@ public final class BlockBackend: @unchecked Sendable {
             }
             if ringFailed.value.exchange(false, ordering: .acquiringAndReleasing) && connectedQueues != 0 {
                 disconnect()
-                publish(.closing)
+                handshake.publish(.closing)
             }
         }
         disconnect()
@@ -114,23 +116,11 @@ public final class BlockBackend: @unchecked Sendable {
 
     // MARK: Handshake
 
-    /// The state this backend last published.
-    private var state = XenBusState.initWait
-
-    private func publish(_ s: XenBusState) {
-        state = s
-        device.setBackendState(s)
-    }
-
     /// Follows the frontend through the handshake (`XenBusStep`).
     private func frontendStateChanged() {
-        switch XenBusStep.next(frontend: device.frontendState, backend: state, connected: connectedQueues != 0) {
-        case .connect: connect()
-        case .disconnect(let then):
-            disconnect()
-            if let then { publish(then) }
-        case .nothing: break
-        }
+        let connected = connectedQueues != 0
+        handshake.follow({ XenBusStep.next(frontend: $0, backend: $1, connected: connected) },
+                         connect: connect, disconnect: disconnect)
     }
 
     /// Connects every ring the frontend set up: one at the device's own
@@ -139,7 +129,7 @@ public final class BlockBackend: @unchecked Sendable {
         func refuse(_ why: String) {
             reportLine("disk \(disk.path): frontend refused: \(why)")
             disconnect()
-            publish(.closing)
+            handshake.publish(.closing)
         }
         if let p = device.frontend("protocol"), p != "x86_64-abi" { return refuse("ring protocol \(p) is not x86_64-abi") }
         if let order = device.frontend("ring-page-order"), order != "0" { return refuse("ring-page-order \(order) was not offered") }
@@ -164,7 +154,7 @@ public final class BlockBackend: @unchecked Sendable {
         device.writeBackend("info", disk.isReadOnly ? "4" : "0")         // VDISK_READONLY
         device.writeBackend("sector-size", "512")
         device.writeBackend("physical-sector-size", "512")
-        publish(.connected)
+        handshake.publish(.connected)
         for q in queues.prefix(count) { q.wake.signal() }    // requests queued before we connected
     }
 

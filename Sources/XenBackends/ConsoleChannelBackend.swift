@@ -36,7 +36,7 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
     private var index = 0
     private var watcher: XenStoreConnection!
     private let stopping = Atomic<Bool>(false)
-    private var state = XenBusState.initWait
+    private let handshake: XenBusHandshake
 
     /// The connection, while there is one (backend thread only).
     private var ring: ConsoleRing?
@@ -63,13 +63,14 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
         device = try XenBusDevice(store: domain.store, frontendDomain: PVDomain.domainID, kind: "console", deviceID: deviceID,
                                   frontendNodes: [("name", name), ("type", "xenolith"), ("limit", "1048576")],
                                   backendNodes: [("name", name), ("type", "xenolith"), ("protocol", "vt100")])
+        handshake = XenBusHandshake(device: device)
         index = domain.register(self)
         let wake = self.wake
         watcher = XenStoreConnection(tree: domain.store, domainID: 0, onOutput: { wake.signal() })
         // The whole directory: hvc_xen publishes ring-ref and port, and
         // (depending on the kernel) stays Initialising while it does.
         watcher.handle(XenStoreMessage(type: .watch, strings: [device.frontendPath, "frontend"]))
-        device.setBackendState(.initWait)
+        handshake.publish(.initWait)
     }
 
     deinit {
@@ -122,27 +123,17 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
 
     // MARK: Handshake
 
-    private func publish(_ s: XenBusState) {
-        state = s
-        device.setBackendState(s)
-    }
-
     private func frontendStateChanged() {
         let published = device.frontend("ring-ref") != nil && device.frontend("port") != nil
-        switch XenBusStep.nextForConsole(frontend: device.frontendState, backend: state, connected: ring != nil,
-                                         ringPublished: published) {
-        case .connect: connect()
-        case .disconnect(let then):
-            disconnect()
-            if let then { publish(then) }
-        case .nothing: break
-        }
+        let connected = ring != nil
+        handshake.follow({ XenBusStep.nextForConsole(frontend: $0, backend: $1, connected: connected, ringPublished: published) },
+                         connect: connect, disconnect: { disconnect() })
     }
 
     private func connect() {
         func refuse(_ why: String) {
             report("console \(deviceID): frontend refused: \(why)")
-            publish(.closing)
+            handshake.publish(.closing)
         }
         guard let ref = device.frontend("ring-ref").flatMap({ UInt32($0) }) else { return refuse("ring-ref is not a grant reference") }
         guard let port = device.frontend("port").flatMap({ Int($0) }) else { return refuse("port is not an event channel") }
@@ -156,7 +147,7 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
         self.port = port
         pendingInput.withLock { $0.removeAll(keepingCapacity: true) }
         isConnected.store(true, ordering: .releasing)
-        publish(.connected)
+        handshake.publish(.connected)
         client.channelConnected()
         serviceRing()       // output the frontend wrote before we came
     }
@@ -175,7 +166,7 @@ public final class ConsoleChannelBackend: PVDeviceBackend, @unchecked Sendable {
     private func fail(_ failure: ConsoleRing.Failure) {
         report("console \(deviceID): the frontend's ring is corrupt (\(failure)): closing the device")
         disconnect()
-        publish(.closing)
+        handshake.publish(.closing)
     }
 
     private func report(_ line: String) {

@@ -25,7 +25,7 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
     private var index = 0
     private var watcher: XenStoreConnection!
     private let stopping = Atomic<Bool>(false)
-    private var state = XenBusState.initWait
+    private let handshake: XenBusHandshake
 
     /// The connection, while there is one.
     private var rings: NetRings?
@@ -49,11 +49,12 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
                                   backendNodes: [("handle", String(nicIndex)), ("mac", mac.description), ("type", "vif"),
                                                  ("script", ""), ("bridge", ""), ("tap", tap.name),
                                                  ("feature-rx-copy", "1"), ("feature-rx-flip", "0")])
+        handshake = XenBusHandshake(device: device)
         index = domain.register(self)
         let wake = self.wake
         watcher = XenStoreConnection(tree: domain.store, domainID: 0, onOutput: { wake.signal() })
         watcher.handle(XenStoreMessage(type: .watch, strings: [device.frontendStatePath, "frontend-state"]))
-        device.setBackendState(.initWait)
+        handshake.publish(.initWait)
     }
 
     deinit { frame.deallocate() }
@@ -92,26 +93,17 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
 
     // MARK: Handshake
 
-    private func publish(_ s: XenBusState) {
-        state = s
-        device.setBackendState(s)
-    }
-
     /// Follows the frontend through the handshake (`XenBusStep`).
     private func frontendStateChanged() {
-        switch XenBusStep.next(frontend: device.frontendState, backend: state, connected: rings != nil) {
-        case .connect: connect()
-        case .disconnect(let then):
-            disconnect()
-            if let then { publish(then) }
-        case .nothing: break
-        }
+        let connected = rings != nil
+        handshake.follow({ XenBusStep.next(frontend: $0, backend: $1, connected: connected) },
+                         connect: connect, disconnect: disconnect)
     }
 
     private func connect() {
         func refuse(_ why: String) {
             report("vif \(tap.name): frontend refused: \(why)")
-            publish(.closing)
+            handshake.publish(.closing)
         }
         if let n = device.frontend("multi-queue-num-queues"), n != "1" { return refuse("\(n) queues were not offered") }
         guard device.frontend("request-rx-copy") == "1" else { return refuse("the frontend does not use the copying receive path") }
@@ -128,7 +120,7 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
             return refuse("event channel \(port) is not an unbound port for domain 0")
         }
         rings = NetRings(tx: txPage, rx: rxPage); txRef = tx; rxRef = rx; self.port = port
-        publish(.connected)
+        handshake.publish(.connected)
         serviceTransmit()
     }
 
@@ -147,7 +139,7 @@ public final class NetBackend: PVDeviceBackend, @unchecked Sendable {
     private func corrupt(_ corruption: RingCorruption) {
         report("vif \(tap.name): \(corruption): disconnecting")
         disconnect()
-        publish(.closing)
+        handshake.publish(.closing)
     }
 
     private func count(_ c: NetCounters) {

@@ -64,6 +64,34 @@ struct XenBusDevice: Sendable {
     }
 }
 
+/// The backend's half of one device's handshake: the state it last
+/// published, and the frontend's changes followed as `XenBusStep` says.
+/// Used only on the backend's own thread.
+final class XenBusHandshake {
+    let device: XenBusDevice
+    private(set) var state = XenBusState.initWait
+
+    init(device: XenBusDevice) { self.device = device }
+
+    func publish(_ s: XenBusState) {
+        state = s
+        device.setBackendState(s)
+    }
+
+    /// Does what the frontend's state asks: `step` decides from that state
+    /// and ours (each device has its own rule for when it may connect).
+    func follow(_ step: (_ frontend: XenBusState, _ backend: XenBusState) -> XenBusStep,
+                connect: () -> Void, disconnect: () -> Void) {
+        switch step(device.frontendState, state) {
+        case .connect: connect()
+        case .disconnect(let then):
+            disconnect()
+            if let then { publish(then) }
+        case .nothing: break
+        }
+    }
+}
+
 /// What a frontend's new state asks of its backend: the backend half of the
 /// handshake of `io/xenbus.h`, as Xen's backends follow it, shared by every
 /// split driver here.
