@@ -651,11 +651,14 @@ final class PVCPU: @unchecked Sendable {
     private(set) var tickLag: UInt64 = 0
 
     /// Set once the guest keeps time by a real clocksource: then an event
-    /// before its deadline finds nothing expired and Linux arms the very
-    /// same deadline again (to the microsecond; in the jiffies phase the
-    /// answer is "now plus a tick"). Two such answers end the catch-up for
-    /// good (Linux does not go back): late events cost such a guest
-    /// nothing, and early ones would be one spurious event per tick.
+    /// before its deadline finds nothing expired and Linux arms the same
+    /// deadline again, to within a microsecond (its two computations of it
+    /// differ by the few instructions between two clock reads). In the
+    /// jiffies phase the answer is "now plus a tick", which lands that
+    /// close to the old deadline only by chance (a 2 µs window in 4 ms),
+    /// so three such answers end the catch-up for good (Linux does not go
+    /// back): late events cost such a guest nothing, and early ones would
+    /// be one spurious event every few ticks.
     private(set) var guestKeepsTime = false
     private var sameDeadlineAnswers = 0
 
@@ -692,9 +695,9 @@ final class PVCPU: @unchecked Sendable {
         guard !guestKeepsTime else { return }
         let now = domain.time.systemTime
         guard now &- fired.deliveredAt < 50_000_000, hostRunTime() &- fired.hostRun < 2_000_000 else { return }
-        if fired.deliveredAt < fired.deadline, deadline &- fired.deadline &+ 2_000 <= 4_000 {
+        if fired.deliveredAt < fired.deadline, deadline &- fired.deadline &+ 1_000 <= 2_000 {
             sameDeadlineAnswers += 1
-            if sameDeadlineAnswers >= 2 {
+            if sameDeadlineAnswers >= 3 {
                 guestKeepsTime = true
                 tickLag = 0
                 return
