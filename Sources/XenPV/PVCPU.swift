@@ -622,8 +622,12 @@ final class PVCPU: @unchecked Sendable {
     func checkTimer() {
         let now = domain.time.systemTime
         if timerDeadline != 0 && now >= timerFireAt {
-            lastTimerEvent = (timerDeadline, now, hostRunTime())
-            if now < timerDeadline { earlyTimerEvents &+= 1 }
+            // What the guest's answer is measured against (a syscall for the
+            // thread's CPU time: only while this vCPU still catches up).
+            if !guestKeepsTime {
+                lastTimerEvent = (timerDeadline, now, hostRunTime())
+                if now < timerDeadline { earlyTimerEvents &+= 1 }
+            }
             timerDeadline = 0
             // The guest accounts steal at its tick from the runstate area: a
             // vCPU that never blocks must still see the host's run-queue wait.
@@ -673,17 +677,17 @@ final class PVCPU: @unchecked Sendable {
 
     /// Debt below this is carried, not paid (half a tick at Linux's
     /// highest HZ bounds how far behind the guest's jiffies run).
-    private var tickLagThreshold: UInt64 { 500_000 }
+    private static let tickLagThreshold: UInt64 = 500_000
 
     /// The most debt kept (a minute): beyond it the guest stays behind
     /// rather than take a flood of catch-up events.
-    private var tickLagLimit: Int64 { 60_000_000_000 }
+    private static let tickLagLimit: Int64 = 60_000_000_000
 
     /// When the VMM fires the guest's timer: its deadline, or `tickLag`
     /// before it once that is worth an event.
     var timerFireAt: UInt64 {
         guard timerDeadline != 0 else { return 0 }
-        guard tickLag >= tickLagThreshold else { return timerDeadline }
+        guard tickLag >= Self.tickLagThreshold else { return timerDeadline }
         return max(1, timerDeadline &- min(tickLag, timerDeadline))
     }
 
@@ -710,7 +714,7 @@ final class PVCPU: @unchecked Sendable {
             }
         }
         let behind = Int64(bitPattern: now &- fired.deadline)
-        tickLag = UInt64(min(max(Int64(tickLag) + behind, 0), tickLagLimit))
+        tickLag = UInt64(min(max(Int64(tickLag) + behind, 0), Self.tickLagLimit))
     }
 
     /// Forgets the debt: the vCPU goes offline, and comes back with a new tick.
