@@ -300,3 +300,72 @@ private func positiveModulo(_ a: Int, _ b: Int) -> Int {
     let remainder = a % b
     return remainder < 0 ? remainder + b : remainder
 }
+
+// MARK: - Saved state
+
+/// The index, the NMI mask, the RAM and the guest's offset from the host's
+/// clock (with the frozen time while SET is on). The offset, not the time,
+/// is what is kept: a restored guest's RTC runs on from the host's clock as
+/// it did before, as a real RTC keeps time while the machine is off.
+extension CMOSClock: StatefulDevice {
+    public func saveState(into writer: inout StateWriter) {
+        state.withLock { $0.save(into: &writer) }
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
+        let restored = try ClockState(from: &reader)
+        state.withLock { $0 = restored }
+    }
+}
+
+extension ClockState {
+    func save(into w: inout StateWriter) {
+        w.u8(UInt8(index))
+        w.bool(nmiMasked)
+        w.block(ram)
+        w.u64(UInt64(bitPattern: Int64(offsetSeconds)))
+        w.bool(frozenTime != nil)
+        if let t = frozenTime {
+            w.u64(UInt64(bitPattern: Int64(t.year)))
+            for field in [t.month, t.day, t.hour, t.minute, t.second, t.weekday] { w.u8(UInt8(field)) }
+        }
+    }
+
+    init(from r: inout StateReader) throws(DeviceStateError) {
+        self.init()
+        let savedIndex = try r.u8()
+        nmiMasked = try r.bool()
+        let savedRAM = try r.block(limit: 128)
+        offsetSeconds = Int(Int64(bitPattern: try r.u64()))
+        if try r.bool() {
+            let year = Int(Int64(bitPattern: try r.u64()))
+            var fields: [Int] = []
+            for _ in 0..<6 { fields.append(Int(try r.u8())) }
+            frozenTime = CalendarTime(year: year, month: fields[0], day: fields[1], hour: fields[2],
+                                      minute: fields[3], second: fields[4], weekday: fields[5])
+        }
+        try r.finish()
+
+        func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(r.what): \(what)") }
+        guard savedIndex < 128 else { throw refuse("index \(savedIndex) past the 128 registers (bit 7 is the NMI mask, kept apart)") }
+        guard savedRAM.count == 128 else { throw refuse("\(savedRAM.count) bytes of CMOS RAM, not 128") }
+        index = Int(savedIndex)
+        ram = savedRAM
+        guard ram[Register.statusA] & 0x80 == 0 else { throw refuse("status A with update-in-progress stored") }
+        // SET freezes the time and clears the update interrupt enable; the
+        // frozen time exists exactly while SET is on.
+        let set = statusB & StatusB.set != 0
+        guard set == (frozenTime != nil) else { throw refuse("status B SET \(set ? "on without" : "off with") a frozen time") }
+        guard !set || statusB & StatusB.updateInterruptEnable == 0 else { throw refuse("status B with SET and the update interrupt both on") }
+        if let t = frozenTime {
+            // Fields as register writes leave them: each checked on its own
+            // (a day past its month's end is allowed; it rolls on commit).
+            guard abs(t.year) <= 100_000_000, (1...12).contains(t.month), (1...31).contains(t.day),
+                  (0...23).contains(t.hour), (0...59).contains(t.minute), (0...59).contains(t.second),
+                  (1...7).contains(t.weekday)
+            else { throw refuse("frozen time \(t.year)-\(t.month)-\(t.day) \(t.hour):\(t.minute):\(t.second) (weekday \(t.weekday)) out of range") }
+        }
+        // Keep the offset where a time read can add `now()` without overflow.
+        guard abs(offsetSeconds) <= 1 << 60 else { throw refuse("clock offset of \(offsetSeconds) seconds") }
+    }
+}

@@ -203,3 +203,40 @@ public final class CPUHotplugController: PortDevice, @unchecked Sendable {
         s.selector < UInt32(s.cpus.count) ? Int(s.selector) : nil
     }
 }
+
+// MARK: - Saved state
+
+/// Each CPU's status (present, insert or remove pending) and the selector.
+/// Which vCPUs run is the domain's to restore; it must agree with the
+/// enabled CPUs here (`status(cpu:)` after the restore says which).
+extension CPUHotplugController: StatefulDevice {
+    public func saveState(into writer: inout StateWriter) {
+        state.withLock { s in
+            writer.u32(s.selector)
+            writer.block(s.cpus.map(\.rawValue))
+        }
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
+        let selector = try reader.u32()
+        let raw = try reader.block(limit: possibleCPUs)
+        try reader.finish()
+        func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(reader.what): \(what)") }
+        guard raw.count == possibleCPUs else { throw refuse("\(raw.count) CPUs saved, this machine has \(possibleCPUs) possible") }
+        let pending: Status = [.insertPending, .removePending]
+        for (cpu, byte) in raw.enumerated() {
+            let status = Status(rawValue: byte)
+            // What `request` and the guest's commands can leave: pending
+            // events only on a present CPU, never both, boot CPU present.
+            guard byte & ~(Status.enabled.rawValue | pending.rawValue) == 0,
+                  status.isDisjoint(with: pending) || status.contains(.enabled),
+                  !status.isSuperset(of: pending),
+                  cpu != 0 || status == .enabled
+            else { throw refuse("CPU \(cpu) status 0x\(String(byte, radix: 16)) cannot arise") }
+        }
+        state.withLock { s in
+            s.selector = selector
+            s.cpus = raw.map { Status(rawValue: $0) }
+        }
+    }
+}

@@ -206,3 +206,59 @@ private struct ControllerState {
         return false
     }
 }
+
+// MARK: - Saved state
+
+extension I8042: StatefulDevice {
+    public func saveState(into writer: inout StateWriter) {
+        state.withLock { $0.save(into: &writer) }
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
+        let restored = try ControllerState(from: &reader)
+        state.withLock { $0 = restored }
+    }
+}
+
+extension ControllerState {
+    func save(into w: inout StateWriter) {
+        w.block(ram)
+        w.u8(outputBuffer)
+        w.bool(outputBufferFull)
+        w.bool(outputBufferFromAux)
+        w.bool(commandAwaitingData != nil)
+        w.u8(commandAwaitingData ?? 0)
+        w.bool(lastWriteWasCommand)
+        w.u8(outputPort)
+    }
+
+    init(from r: inout StateReader) throws(DeviceStateError) {
+        self.init()
+        let savedRAM = try r.block(limit: 32)
+        outputBuffer = try r.u8()
+        outputBufferFull = try r.bool()
+        outputBufferFromAux = try r.bool()
+        let awaiting = try r.bool()
+        let command = try r.u8()
+        lastWriteWasCommand = try r.bool()
+        outputPort = try r.u8()
+        try r.finish()
+
+        func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(r.what): \(what)") }
+        guard savedRAM.count == 32 else { throw refuse("\(savedRAM.count) bytes of controller RAM, not 32") }
+        ram = savedRAM
+        guard !outputBufferFromAux || outputBufferFull else { throw refuse("an empty output buffer marked as from the AUX port") }
+        if awaiting {
+            // Only the commands that take a parameter byte wait for one.
+            switch command {
+            case Command.writeRAM, Command.writeOutputPort, Command.writeKeyboardBuffer,
+                 Command.writeAuxBuffer, Command.writeToAux:
+                commandAwaitingData = command
+            default:
+                throw refuse("command 0x\(String(command, radix: 16)) waiting for a parameter it does not take")
+            }
+        } else if command != 0 {
+            throw refuse("a command byte saved with no command waiting")
+        }
+    }
+}

@@ -48,12 +48,14 @@ public final class PCIHostBridge: PortDevice, @unchecked Sendable {
 
     private let resetControl: (@Sendable () -> Void)?
     private let state: Mutex<BridgeState>
+    /// 00:00.0, kept apart from the slots for its saved state.
+    private let hostBridge = HostBridgeFunction()
 
     /// - Parameter resetControl: called when the guest resets the machine
     ///   through 0xCF9; nil leaves 0xCF9 undecoded.
     public init(resetControl: (@Sendable () -> Void)? = nil) {
         self.resetControl = resetControl
-        state = Mutex(BridgeState(hostBridge: HostBridgeFunction()))
+        state = Mutex(BridgeState(hostBridge: hostBridge))
     }
 
     /// Places `function` at bus 0, `device`, function number `number`.
@@ -175,7 +177,8 @@ final class HostBridgeFunction: PCIFunction, @unchecked Sendable {
     /// Base class 06 (bridge), subclass 00 (host), interface 00; revision 0.
     static let classAndRevision: UInt32 = 0x0600_0000
 
-    private let command = Atomic<UInt16>(HostBridgeFunction.defaultCommand)
+    /// The command register; the bridge saves and restores it.
+    let command = Atomic<UInt16>(HostBridgeFunction.defaultCommand)
 
     func configRead(offset: UInt16, size: Int) -> UInt32 {
         let dword: UInt32
@@ -204,5 +207,39 @@ final class HostBridgeFunction: PCIFunction, @unchecked Sendable {
             if exchanged { return }
             current = original
         }
+    }
+}
+
+// MARK: - Saved state
+
+/// The CONFIG_ADDRESS latch, the reset control register and 00:00.0's
+/// command register. The functions in the other slots are devices of their
+/// own and save themselves; the slots are the VMM's build, not state.
+extension PCIHostBridge: StatefulDevice {
+    public func saveState(into writer: inout StateWriter) {
+        let (address, reset) = state.withLock { ($0.configAddress, $0.resetControl) }
+        writer.u32(address)
+        writer.u8(reset)
+        writer.u16(hostBridge.command.load(ordering: .relaxed))
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
+        let address = try reader.u32()
+        let reset = try reader.u8()
+        let command = try reader.u16()
+        try reader.finish()
+        // Any CONFIG_ADDRESS value reads back as written; the others keep
+        // only the bits a guest write can leave.
+        guard reset & ~ResetControl.retainedBits == 0, resetControl != nil || reset == 0 else {
+            throw DeviceStateError("\(reader.what): reset control 0x\(String(reset, radix: 16)) this bridge cannot hold")
+        }
+        guard command & ~HostBridgeFunction.writableCommandBits == 0 else {
+            throw DeviceStateError("\(reader.what): host bridge command 0x\(String(command, radix: 16)) has bits it does not implement")
+        }
+        state.withLock {
+            $0.configAddress = address
+            $0.resetControl = reset
+        }
+        hostBridge.command.store(command, ordering: .relaxed)
     }
 }

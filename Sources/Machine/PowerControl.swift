@@ -48,3 +48,25 @@ public final class PowerControl: PortDevice, @unchecked Sendable {
         }
     }
 }
+
+// MARK: - Saved state
+
+/// The sleep status register is all there is: the other two registers act
+/// and hold nothing.
+extension PowerControl: StatefulDevice {
+    /// WAK_STS (bit 7), the one status bit hardware-reduced ACPI defines.
+    static let wakeStatusBit: UInt8 = 0x80
+
+    public func saveState(into writer: inout StateWriter) {
+        writer.u8(wakeStatus.load(ordering: .relaxed))
+    }
+
+    public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
+        let status = try reader.u8()
+        try reader.finish()
+        guard status & ~Self.wakeStatusBit == 0 else {
+            throw DeviceStateError("\(reader.what): sleep status 0x\(String(status, radix: 16)) has bits the register does not have")
+        }
+        wakeStatus.store(status, ordering: .relaxed)
+    }
+}

@@ -452,6 +452,11 @@ private struct BoundedByteQueue {
         count = 0
     }
 
+    /// The queued bytes, oldest first.
+    var elements: [UInt8] {
+        (0..<count).map { storage[(head + $0) % storage.count] }
+    }
+
     private mutating func grow() {
         let newSize = min(capacity, storage.count * 2)
         var grown = [UInt8]()
@@ -502,3 +507,83 @@ enum ISAByteLanes {
         }
     }
 }
+
+// MARK: - Saved state
+
+/// The guest-visible registers go into a save image; queued host input does
+/// not (it is the host's, and the restored device gets its own), nor does
+/// the count of refused input.
+extension Serial16550: StatefulDevice {
+    public func saveState(into writer: inout StateWriter) {
+        state.withLock { $0.save(into: &writer) }
+    }
+
+    /// After the registers are back, the line level they imply (with
+    /// whatever host input the new device already holds) is reported to
+    /// `interrupt` once, high or low, whatever was reported before: KVM's
+    /// irqchip state (KVM_SET_IRQCHIP) does not carry the level each
+    /// source drives, only the pins' latched state, and a pin left latched
+    /// high with nobody to lower it would interrupt forever after an EOI.
+    /// Re-asserting a level the restored irqchip already has does not
+    /// deliver again (the IOAPIC's remote IRR, the PIC's last IRR), so
+    /// restore this device after the irqchip.
+    public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
+        var restored = state.withLock { $0 }
+        try restored.restore(from: &reader)
+        state.withLock { uart in
+            uart = restored
+            uart.reportedLineLevel = uart.interruptLineLevel
+            interrupt(uart.reportedLineLevel)
+        }
+    }
+}
+
+extension UARTState {
+    func save(into w: inout StateWriter) {
+        w.u8(interruptEnable)
+        w.u8(lineControl)
+        w.u8(modemControl)
+        w.u8(scratch)
+        w.u16(divisorLatch)
+        w.bool(fifosEnabled)
+        w.u8(lineStatusErrors)
+        w.u8(modemInputs)
+        w.u8(modemDeltas)
+        w.bool(transmitterEmptyInterruptPending)
+        w.block(loopbackFIFO.elements)
+        w.bool(reportedLineLevel)
+    }
+
+    /// Replaces the registers with saved ones; host input stays as it is.
+    /// Nothing changes unless all of it is acceptable.
+    mutating func restore(from r: inout StateReader) throws(DeviceStateError) {
+        var s = self
+        s.interruptEnable = try r.u8()
+        s.lineControl = try r.u8()
+        s.modemControl = try r.u8()
+        s.scratch = try r.u8()
+        s.divisorLatch = try r.u16()
+        s.fifosEnabled = try r.bool()
+        s.lineStatusErrors = try r.u8()
+        s.modemInputs = try r.u8()
+        s.modemDeltas = try r.u8()
+        s.transmitterEmptyInterruptPending = try r.bool()
+        let looped = try r.block(limit: receiveFIFODepth)
+        _ = try r.bool()    // the level then; the restored device works out its own
+        try r.finish()
+
+        func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(r.what): \(what)") }
+        guard s.interruptEnable & ~IER.implemented == 0 else { throw refuse("IER 0x\(hex(s.interruptEnable)) has bits a 16550A does not have") }
+        guard s.modemControl & ~MCR.implemented == 0 else { throw refuse("MCR 0x\(hex(s.modemControl)) has bits a 16550A does not have") }
+        guard s.lineStatusErrors & ~LSR.overrunError == 0 else { throw refuse("LSR errors 0x\(hex(s.lineStatusErrors)): only an overrun can be latched") }
+        // The inputs always follow MCR (loopback) or the always-ready host.
+        guard s.modemInputs == s.sampledModemInputs else { throw refuse("MSR inputs 0x\(hex(s.modemInputs)) do not follow MCR 0x\(hex(s.modemControl))") }
+        guard s.modemDeltas & 0xF0 == 0 else { throw refuse("MSR deltas 0x\(hex(s.modemDeltas)) outside bits 3:0") }
+        guard looped.count <= s.receiverDepth else { throw refuse("\(looped.count) looped-back bytes in a receiver of \(s.receiverDepth)") }
+        s.loopbackFIFO.removeAll()
+        for byte in looped { s.loopbackFIFO.append(byte) }
+        self = s
+    }
+}
+
+private func hex(_ v: UInt8) -> String { String(v, radix: 16) }
