@@ -344,7 +344,6 @@ extension ClockState {
             frozenTime = CalendarTime(year: year, month: fields[0], day: fields[1], hour: fields[2],
                                       minute: fields[3], second: fields[4], weekday: fields[5])
         }
-        try r.finish()
 
         func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(r.what): \(what)") }
         guard savedIndex < 128 else { throw refuse("index \(savedIndex) past the 128 registers (bit 7 is the NMI mask, kept apart)") }

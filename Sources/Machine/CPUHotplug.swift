@@ -220,7 +220,6 @@ extension CPUHotplugController: StatefulDevice {
     public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
         let selector = try reader.u32()
         let raw = try reader.block(limit: possibleCPUs)
-        try reader.finish()
         func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(reader.what): \(what)") }
         guard raw.count == possibleCPUs else { throw refuse("\(raw.count) CPUs saved, this machine has \(possibleCPUs) possible") }
         let pending: Status = [.insertPending, .removePending]

@@ -92,3 +92,20 @@ public struct StateReader: Sendable {
         guard isAtEnd else { throw DeviceStateError("\(what): \(bytes.count - offset) bytes of saved state left over") }
     }
 }
+
+extension StatefulDevice {
+    /// The device's state on its own, as one record.
+    public func savedState() -> [UInt8] {
+        var writer = StateWriter()
+        saveState(into: &writer)
+        return writer.bytes
+    }
+
+    /// Restores a record `savedState()` made, refusing one cut short or
+    /// with bytes left over. `what` names the device in errors.
+    public func restoreState(_ bytes: [UInt8], what: String) throws(DeviceStateError) {
+        var reader = StateReader(bytes, what: what)
+        try restoreState(from: &reader)
+        try reader.finish()
+    }
+}

@@ -242,7 +242,6 @@ extension ControllerState {
         let command = try r.u8()
         lastWriteWasCommand = try r.bool()
         outputPort = try r.u8()
-        try r.finish()
 
         func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(r.what): \(what)") }
         guard savedRAM.count == 32 else { throw refuse("\(savedRAM.count) bytes of controller RAM, not 32") }

@@ -227,7 +227,6 @@ extension PCIHostBridge: StatefulDevice {
         let address = try reader.u32()
         let reset = try reader.u8()
         let command = try reader.u16()
-        try reader.finish()
         // Any CONFIG_ADDRESS value reads back as written; the others keep
         // only the bits a guest write can leave.
         guard reset & ~ResetControl.retainedBits == 0, resetControl != nil || reset == 0 else {

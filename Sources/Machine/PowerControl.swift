@@ -63,7 +63,6 @@ extension PowerControl: StatefulDevice {
 
     public func restoreState(from reader: inout StateReader) throws(DeviceStateError) {
         let status = try reader.u8()
-        try reader.finish()
         guard status & ~Self.wakeStatusBit == 0 else {
             throw DeviceStateError("\(reader.what): sleep status 0x\(String(status, radix: 16)) has bits the register does not have")
         }

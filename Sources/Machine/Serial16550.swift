@@ -570,7 +570,6 @@ extension UARTState {
         s.transmitterEmptyInterruptPending = try r.bool()
         let looped = try r.block(limit: receiveFIFODepth)
         _ = try r.bool()    // the level then; the restored device works out its own
-        try r.finish()
 
         func refuse(_ what: String) -> DeviceStateError { DeviceStateError("\(r.what): \(what)") }
         guard s.interruptEnable & ~IER.implemented == 0 else { throw refuse("IER 0x\(hex(s.interruptEnable)) has bits a 16550A does not have") }
