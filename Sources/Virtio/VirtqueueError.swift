@@ -14,6 +14,9 @@ public enum VirtqueueError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The queue has not been enabled, or was reset or reconfigured since.
     case notReady
 
+    /// A position handed to `resume(at:)` that no queue of this size can be at.
+    case positionImpossible(VirtqueuePosition, size: UInt16)
+
     // Ring corruption: the queue needs a reset.
     /// avail.idx is more than a queue's worth ahead of what the device consumed.
     case availIndexRanAhead(availIndex: UInt16, lastSeen: UInt16, size: UInt16)
@@ -58,6 +61,8 @@ public enum VirtqueueError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .sizeNotPowerOfTwo, .sizeTooLarge, .areaMisaligned, .areaOutsideGuestMemory:
             .configuration
+        case .positionImpossible:
+            .configuration
         case .notReady:
             .notReady
         case .availIndexRanAhead, .headOutOfRange:
@@ -86,6 +91,8 @@ public enum VirtqueueError: Error, Sendable, Hashable, CustomStringConvertible {
             "\(area) lies outside guest memory (\(hex(address)) + \(hex(length)))"
         case .notReady:
             "queue is not enabled"
+        case .positionImpossible(let p, let size):
+            "a queue of size \(size) cannot be at \(p)"
         case .availIndexRanAhead(let availIndex, let lastSeen, let size):
             "available index \(availIndex) is more than the queue size \(size) ahead of \(lastSeen)"
         case .headOutOfRange(let head, let size):
