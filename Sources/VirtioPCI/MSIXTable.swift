@@ -78,6 +78,35 @@ struct MSIXTable {
         flushPending(deliver: deliver)
     }
 
+    /// Puts back a saved table: the entries (as many as this table has),
+    /// pending bits and message control. Nil, changing nothing, for values
+    /// the table cannot hold: another size, reserved control bits, pending
+    /// bits beyond the table; the reason is left in `problem`.
+    mutating func restore(entries saved: [Entry], pending savedPending: UInt64, control savedControl: UInt16,
+                          problem: inout String) -> Bool {
+        guard saved.count == entries.count else {
+            problem = "\(saved.count) MSI-X vectors saved, the table has \(entries.count)"
+            return false
+        }
+        if let bad = saved.firstIndex(where: { $0.control & ~1 != 0 }) {
+            problem = "MSI-X vector \(bad) control 0x\(String(saved[bad].control, radix: 16)) has reserved bits"
+            return false
+        }
+        let tableBits: UInt64 = entries.count >= 64 ? ~0 : (1 << UInt64(entries.count)) - 1
+        guard savedPending & ~tableBits == 0 else {
+            problem = "MSI-X pending bits 0x\(String(savedPending, radix: 16)) beyond a table of \(entries.count)"
+            return false
+        }
+        guard savedControl & ~(Self.enableBit | Self.functionMaskBit) == 0 else {
+            problem = "MSI-X message control 0x\(String(savedControl, radix: 16)) has bits the driver cannot set"
+            return false
+        }
+        entries = saved
+        pending = savedPending
+        control = savedControl
+        return true
+    }
+
     /// Pending bits: 64 vectors fit the first qword.
     func readPending(offset: UInt64, size: Int) -> UInt64 {
         guard offset == 0 else { return 0 }

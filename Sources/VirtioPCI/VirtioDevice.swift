@@ -1,3 +1,4 @@
+import Machine
 import Virtio
 
 /// A virtio device model behind a transport: what it offers, and the work it
@@ -40,6 +41,17 @@ public protocol VirtioDevice: AnyObject, Sendable {
     /// Work left after a pass over the queues (a reply owed on a queue
     /// already served, or a budget used up): the transport passes again.
     var hasPendingWork: Bool { get }
+
+    /// Appends the device's own state for a save image (the transport
+    /// keeps the registers and queues, and writes this as a block of its
+    /// own state). Called with the service thread stopped. The default
+    /// saves nothing: a device whose state is all in its queues.
+    func saveDeviceState(into writer: inout StateWriter)
+    /// Puts back what `saveDeviceState` wrote, consuming exactly that
+    /// (untrusted: check everything), on a device just built as the saved
+    /// one was, after the transport restored its registers and queues and
+    /// before the service thread starts. The default accepts only nothing.
+    func restoreDeviceState(from reader: inout StateReader) throws(DeviceStateError)
 }
 
 extension VirtioDevice {
@@ -48,6 +60,8 @@ extension VirtioDevice {
     public func readConfig(offset: Int, size: Int) -> UInt64 { littleEndian(configSpace, at: offset, size: size) }
     public func writeConfig(offset: Int, size: Int, value: UInt64) {}
     public var hasPendingWork: Bool { false }
+    public func saveDeviceState(into writer: inout StateWriter) {}
+    public func restoreDeviceState(from reader: inout StateReader) throws(DeviceStateError) {}
 }
 
 /// How a device's interrupts reach the guest: one MSI-X message at a time.

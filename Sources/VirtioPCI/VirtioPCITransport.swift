@@ -29,6 +29,8 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
     /// The service thread's wake-up: doorbells and stop requests.
     let kick: Int32
     private let stopping = Atomic<Bool>(false)
+    /// The running service thread, joined by `stop()`.
+    private let serviceThread = Mutex<pthread_t?>(nil)
 
     /// - Parameters:
     ///   - barAddress: where BAR0 starts, as firmware would have assigned it
@@ -131,15 +133,31 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
 
     // MARK: Service thread
 
-    /// Starts the device's service thread.
+    /// Starts the device's service thread. After `stop()` it may start
+    /// again (a domain that goes on running after it was saved).
     public func start() {
-        startThread { self.serviceLoop() }
+        stopping.store(false, ordering: .releasing)
+        let thread = startThread { self.serviceLoop() }
+        serviceThread.withLock { $0 = thread }
     }
 
-    /// Ends the service thread (the guest is gone).
+    /// Ends the service thread and waits until it has: the pass it is in
+    /// finishes (every chain it took is completed, under the lock) and it
+    /// starts no other. So once `stop()` returns, the device touches
+    /// neither guest memory nor its state until `start()`: what a save
+    /// needs. A doorbell rung meanwhile stays counted in the kick eventfd
+    /// and is served after `start()`.
     public func stop() {
         stopping.store(true, ordering: .releasing)
         wake()
+        guard let thread = serviceThread.withLock({ t in defer { t = nil }; return t }) else { return }
+        // From the service thread itself (a device ending the guest) there
+        // is nothing to wait for: it leaves its loop on return.
+        if pthread_equal(thread, pthread_self()) != 0 {
+            pthread_detach(thread)
+        } else {
+            pthread_join(thread, nil)
+        }
     }
 
     /// Sleeps until a doorbell or, while the device wants it, host input;
@@ -156,6 +174,9 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
             }
             let n = poll(&fds, watchHost ? 2 : 1, -1)
             if n < 0 { if errno == EINTR { continue }; break }
+            // Woken to stop: no further pass (the doorbell count, if any,
+            // stays for the next start).
+            if stopping.load(ordering: .acquiring) { break }
             if fds[0].revents != 0 {
                 var count: UInt64 = 0
                 _ = Glibc.read(kick, &count, 8)
@@ -165,9 +186,9 @@ public final class VirtioPCITransport<Memory: GuestMemoryView>: PCIFunction, MMI
     }
 }
 
-/// Runs `body` on a new detached thread. (A generic class cannot form the C
-/// function pointer itself, so the body travels in a box.)
-func startThread(_ body: @escaping () -> Void) {
+/// Runs `body` on a new thread, for the caller to join. (A generic class
+/// cannot form the C function pointer itself, so the body travels in a box.)
+func startThread(_ body: @escaping () -> Void) -> pthread_t {
     final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
     var thread = pthread_t()
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
@@ -175,7 +196,7 @@ func startThread(_ body: @escaping () -> Void) {
         Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
         return nil
     }, box)
-    pthread_detach(thread)
+    return thread
 }
 
 /// One line on the VMM's stderr: device trouble the guest caused.
