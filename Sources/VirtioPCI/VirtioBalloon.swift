@@ -64,8 +64,8 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {
     let memory: any BalloonMemory
     /// The frames in the balloon, one bit each: the service thread's only
     /// (under the transport's lock, like all device state).
-    private let inBalloon: UnsafeMutableBufferPointer<UInt64>
-    private let frameLimit: UInt64
+    let inBalloon: UnsafeMutableBufferPointer<UInt64>
+    let frameLimit: UInt64
     /// One request's frame list, copied out of guest memory before it is
     /// judged: the guest can change its buffer meanwhile. Reused.
     private let list: UnsafeMutableRawBufferPointer
@@ -75,7 +75,7 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {
     private let target = Atomic<UInt32>(0)
     /// actual: what the driver says the balloon holds, in 4 KiB pages.
     private let actual = Atomic<UInt32>(0)
-    private let ballooned = Atomic<Int>(0)
+    let ballooned = Atomic<Int>(0)
 
     public init(memory: any BalloonMemory) {
         self.memory = memory

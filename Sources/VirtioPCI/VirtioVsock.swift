@@ -87,6 +87,15 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     /// The transmit pass stopped at its budget with chains left.
     var transmitBacklog = false
 
+    /// A restored device owes the driver a TRANSPORT_RESET event; until it
+    /// is posted, nothing goes out on the receive queue.
+    var transportResetOwed = false
+    /// The event went out in this pass: pass again for the receive queue.
+    var receiveAfterTransportReset = false
+    /// A receive chain the saved device held (taken, not used): it goes
+    /// back to the driver empty once the restored device runs.
+    var heldReceiveToReturn: UInt16?
+
     /// One epoll_wait's events: each one's bits and data (0: the listener;
     /// else a connection's id << 8 | its slot + 1).
     let eventBits: UnsafeMutableBufferPointer<UInt32>
@@ -143,8 +152,10 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     public var hostInputFD: Int32? { epoll }
     /// Host events all lead to packets for the guest, so they wait while it
     /// has no receive buffers (its kick brings them back).
-    public var wantsHostInput: Bool { !receiveStarved }
-    public var hasPendingWork: Bool { transmitBacklog || (controlPending && !receiveStarved) }
+    public var wantsHostInput: Bool { !receiveStarved && !transportResetOwed }
+    public var hasPendingWork: Bool {
+        transmitBacklog || receiveAfterTransportReset || (controlPending && !receiveStarved)
+    }
 
     /// The driver reset the device: its connections are gone with it.
     public func reset() {
@@ -158,13 +169,17 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         heldReceive = nil
         receiveStarved = false
         transmitBacklog = false
+        transportResetOwed = false
+        receiveAfterTransportReset = false
+        heldReceiveToReturn = nil
     }
 
     public func service<Memory: GuestMemoryView>(queue index: Int, _ queue: Virtqueue<Memory>) {
         switch index {
         case Self.receiveQueue: receive(queue)
         case Self.transmitQueue: transmit(queue)
-        default: break      // event queue: buffers wait for a TRANSPORT_RESET we never send
+        case Self.eventQueue: postTransportReset(queue)
+        default: break
         }
     }
 
@@ -343,6 +358,13 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
     static let receiveRounds = 4
 
     private func receive<Memory: GuestMemoryView>(_ queue: Virtqueue<Memory>) {
+        // After a restore the guest hears of the reset before anything new.
+        guard !transportResetOwed else { return }
+        receiveAfterTransportReset = false
+        if let head = heldReceiveToReturn {
+            heldReceiveToReturn = nil
+            try? queue.pushUsed(id: head, length: 0)
+        }
         receivePasses.add(1, ordering: .relaxed)
         receiveStarved = false
         sendControl(queue)
@@ -630,7 +652,7 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
 
     /// Counts a refusal; the text is built only for the few reported, so a
     /// flood of bad packets costs no allocations.
-    private func refuse(_ why: @autoclosure () -> String) {
+    func refuse(_ why: @autoclosure () -> String) {
         refusedPackets.add(1, ordering: .relaxed)
         reports += 1
         if reports <= 8 { report("virtio-vsock: \(why())") }
