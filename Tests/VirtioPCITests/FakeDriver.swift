@@ -26,14 +26,24 @@ final class FakeDriver {
     static let common: UInt64 = 0x0000, isr: UInt64 = 0x1000, deviceConfig: UInt64 = 0x2000
     static let notify: UInt64 = 0x3000, msixTable: UInt64 = 0x4000
 
-    let memory = HeapGuestMemory(size: 1 << 20)
+    let memory: HeapGuestMemory
     let msi = RecordingMSI()
     let transport: VirtioPCITransport<HeapGuestMemory>
     private var availIndex: [UInt16] = [0, 0, 0, 0]
     private var nextDescriptor: [UInt16] = [0, 0, 0, 0]
 
     init(device: any VirtioDevice) {
+        memory = HeapGuestMemory(size: 1 << 20)
         transport = VirtioPCITransport(device: device, memory: memory, interrupts: msi, doorbells: nil, barAddress: Self.bar)
+    }
+
+    /// The same driver carrying on against a new transport for `device`
+    /// over the same memory: a restored device, before its state is put back.
+    init(device: any VirtioDevice, continuing previous: FakeDriver, doorbells: (any DoorbellBinder)? = nil) {
+        memory = previous.memory
+        transport = VirtioPCITransport(device: device, memory: memory, interrupts: msi, doorbells: doorbells, barAddress: Self.bar)
+        availIndex = previous.availIndex
+        nextDescriptor = previous.nextDescriptor
     }
 
     // MARK: Registers
