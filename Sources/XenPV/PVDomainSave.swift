@@ -122,19 +122,16 @@ extension PVDomain {
     // MARK: Writing
 
     private func writeImage(to path: String, startInfoFrame: UInt64) throws(DomainRequestError) -> (bytes: UInt64, pages: UInt64) {
-        let partial = path + ".part"
-        let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw DomainRequestError("save: \(partial): \(String(cString: strerror(errno)))") }
-        var ok = false
-        defer {
-            close(fd)
-            if !ok { unlink(partial) }
+        do {
+            return try writeImageFile(to: path, startInfoFrame: startInfoFrame)
+        } catch {
+            throw DomainRequestError("save: \(error)")
         }
-        var out = ImageOutput(fd: fd)
+    }
 
-        var header = ByteWriter()
-        header.bytes(SaveImage.magic); header.u32(SaveImage.version); header.u32(UInt32(SaveImage.headerSize)); header.u64(0)
-        try out.write(header.bytes)
+    private func writeImageFile(to path: String, startInfoFrame: UInt64) throws(SaveFileError) -> (bytes: UInt64, pages: UInt64) {
+        var out = try SaveFileWriter(path: path, magic: SaveImage.magic, version: SaveImage.version)
+        defer { out.close() }
 
         var d = DomainRecord()
         d.memoryBytes = config.memoryBytes
@@ -149,7 +146,7 @@ extension PVDomain {
         d.name = Array(config.name.utf8); d.cmdline = Array(config.cmdline.utf8.prefix(SaveImage.maxCmdline))
         var w = ByteWriter()
         d.encode(into: &w)
-        try out.record(.domain, w.bytes)
+        try out.record(SaveImage.RecordType.domain.rawValue, w.bytes)
 
         let (pins, ballooned) = mmu.withLock { types -> ([UInt64], [UInt64]) in
             var pins: [UInt64] = [], ballooned: [UInt64] = []
@@ -163,115 +160,23 @@ extension PVDomain {
             w = ByteWriter()
             w.u64(UInt64(list.count))
             for v in list { w.u64(v) }
-            try out.record(type, w.bytes)
+            try out.record(type.rawValue, w.bytes)
         }
 
         for cpu in vcpus {
             let record: VCPURecord
             do { record = try cpu.captureState() } catch {
-                throw DomainRequestError("save: vCPU \(cpu.id)'s state: \(error)")
+                throw SaveFileError("vCPU \(cpu.id)'s state: \(error)")
             }
             w = ByteWriter()
             record.encode(into: &w)
-            try out.record(.vcpu, w.bytes)
+            try out.record(SaveImage.RecordType.vcpu.rawValue, w.bytes)
         }
 
         // Memory: runs of pages that are not zero, their data from the memfd's mapping.
-        let runs = nonZeroRuns()
-        let pageCount = runs.reduce(UInt64(0)) { $0 + $1.pages }
-        w = ByteWriter()
-        w.u64(UInt64(runs.count)); w.u64(pageCount)
-        for r in runs { w.u64(r.first); w.u64(r.pages) }
-        let tableEnd = out.offset + 16 + UInt64(w.bytes.count)
-        let padding = ((tableEnd + 4095) & ~UInt64(4095)) - tableEnd
-        let length = UInt64(w.bytes.count) + padding + pageCount * Layout.pageSize
-        try out.recordHeader(.memory, length: length)
-        try out.write(w.bytes)
-        try out.write([UInt8](repeating: 0, count: Int(padding)))
-        for r in runs {
-            try out.write(UnsafeRawBufferPointer(start: memory.base + Int(r.first * Layout.pageSize),
-                                                 count: Int(r.pages * Layout.pageSize)))
-        }
-        try out.pad()
-
-        w = ByteWriter()
-        w.u64(out.offset + 16 + 8)
-        try out.record(.end, w.bytes)
-        guard rename(partial, path) == 0 else {
-            throw DomainRequestError("save: cannot rename \(partial) to \(path): \(String(cString: strerror(errno)))")
-        }
-        ok = true
-        return (out.offset, pageCount)
-    }
-
-    /// Runs of guest pages holding anything but zeros. Holes in the memfd
-    /// (never touched, or ballooned out) are skipped without reading them.
-    private func nonZeroRuns() -> [MemoryRun] {
-        var runs: [MemoryRun] = []
-        var position: off_t = 0
-        let size = off_t(memory.size)
-        while position < size {
-            let data = lseek(memory.fd, position, SEEK_DATA)
-            if data < 0 { break }                                  // ENXIO: no data after position
-            var hole = lseek(memory.fd, data, SEEK_HOLE)
-            if hole < 0 { hole = size }
-            var page = UInt64(data) / Layout.pageSize
-            let endPage = (UInt64(min(hole, size)) + Layout.pageSize - 1) / Layout.pageSize
-            while page < endPage {
-                if ckvm_page_is_zero(memory.base + Int(page * Layout.pageSize)) == 0 {
-                    if let last = runs.last, last.first + last.pages == page {
-                        runs[runs.count - 1].pages += 1
-                    } else {
-                        runs.append(MemoryRun(first: page, pages: 1))
-                    }
-                }
-                page += 1
-            }
-            position = off_t(endPage * Layout.pageSize)
-        }
-        return runs
-    }
-}
-
-/// The image file as it is written: whole writes, the offset kept.
-private struct ImageOutput {
-    let fd: Int32
-    var offset: UInt64 = 0
-
-    mutating func write(_ bytes: [UInt8]) throws(DomainRequestError) {
-        let failure = bytes.withUnsafeBytes { raw -> DomainRequestError? in
-            do throws(DomainRequestError) { try write(raw) } catch { return error }
-            return nil
-        }
-        if let failure { throw failure }
-    }
-
-    mutating func write(_ bytes: UnsafeRawBufferPointer) throws(DomainRequestError) {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 30))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw DomainRequestError("save: writing the image: \(String(cString: strerror(errno)))") }
-            done += n
-        }
-        offset += UInt64(bytes.count)
-    }
-
-    mutating func recordHeader(_ type: SaveImage.RecordType, length: UInt64) throws(DomainRequestError) {
-        var h = ByteWriter()
-        h.u32(type.rawValue); h.u32(0); h.u64(length)
-        try write(h.bytes)
-    }
-
-    mutating func record(_ type: SaveImage.RecordType, _ payload: [UInt8]) throws(DomainRequestError) {
-        try recordHeader(type, length: UInt64(payload.count))
-        try write(payload)
-        try pad()
-    }
-
-    mutating func pad() throws(DomainRequestError) {
-        let extra = Int((8 - offset % 8) % 8)
-        if extra > 0 { try write([UInt8](repeating: 0, count: extra)) }
+        let pages = try out.memory(SaveImage.RecordType.memory.rawValue, runs: memory.nonZeroRuns(), base: memory.base)
+        try out.finish()
+        return (out.offset, pages)
     }
 }
 
@@ -297,22 +202,6 @@ extension PVDomain {
         }
     }
 
-    /// `count` bytes from `source` at `sourceOffset` to `target` at
-    /// `targetOffset` by sendfile; false if any of it could not be sent.
-    private static func sendFully(from source: Int32, at sourceOffset: UInt64, to target: Int32, at targetOffset: UInt64,
-                                  count: Int) -> Bool {
-        guard lseek(target, off_t(targetOffset), SEEK_SET) == off_t(targetOffset) else { return false }
-        var offset = off_t(sourceOffset)
-        var left = count
-        while left > 0 {
-            let n = sendfile(target, source, &offset, min(left, 1 << 30))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return false }
-            left -= n
-        }
-        return true
-    }
-
     private func load(_ image: LoadedSaveImage) throws {
         let d = image.domain
         var mark = ckvm_monotonic_ns()
@@ -323,23 +212,13 @@ extension PVDomain {
             mark = now
         }
         defer { restoreTimings = phases.joined(separator: ", ") }
-        // Memory, straight from the file into guest RAM, a run at a time:
-        // sendfile into the memfd (the kernel copies from the page cache
+        // Memory, straight from the file into guest RAM, a run at a time
+        // by sendfile into the memfd (the kernel copies from the page cache
         // into freshly allocated pages, with none of the per-page faults a
         // read through our mapping takes: median 79 against 87 ms for the
         // 62 MiB of an idle 128 MiB guest, five runs each on the loaded
-        // 2-core test host); a read through the mapping where it fails.
-        var at = image.memoryDataOffset
-        for r in image.runs {
-            let length = Int(r.pages * Layout.pageSize)
-            if !Self.sendFully(from: image.fd, at: at, to: memory.fd, at: r.first * Layout.pageSize, count: length) {
-                let bytes = UnsafeMutableRawBufferPointer(start: memory.base + Int(r.first * Layout.pageSize), count: length)
-                guard LoadedSaveImage.readFully(image.fd, bytes, at: at) else {
-                    throw SaveImageError("the image ends inside its memory (run at frame \(r.first))")
-                }
-            }
-            at += r.pages * Layout.pageSize
-        }
+        // 2-core test host).
+        do { try image.file.loadMemory(into: memory) } catch { throw SaveImageError(error.description) }
         phase("memory")
         handle = d.handle
         storeFrame = d.storeFrame

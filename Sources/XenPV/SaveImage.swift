@@ -175,24 +175,16 @@ struct VCPURecord {
     }
 }
 
-/// A run of consecutive non-zero pages in the memory record.
-struct MemoryRun: Equatable {
-    var first: UInt64
-    var pages: UInt64
-}
-
 // MARK: Parsed image
 
 /// An image read and checked, but for the page data, which stays in the
-/// file (at `memoryDataOffset`) for the domain to read straight into its RAM.
+/// file for the domain to read straight into its RAM (`file.loadMemory`).
 public final class LoadedSaveImage {
     let domain: DomainRecord
     let pins: [(frame: UInt64, level: PageTypes.Kind)]
     let ballooned: [UInt64]
     let vcpus: [VCPURecord]
-    let runs: [MemoryRun]
-    let fd: Int32
-    let memoryDataOffset: UInt64
+    let file: SaveFileReader
 
     public var name: String { String(decoding: domain.name, as: UTF8.self) }
     public var memoryBytes: UInt64 { domain.memoryBytes }
@@ -200,58 +192,30 @@ public final class LoadedSaveImage {
     public var maxVCPUCount: Int { Int(domain.maxVCPUs) }
     public var cmdline: String { String(decoding: domain.cmdline, as: UTF8.self) }
 
-    deinit { close(fd) }
-
     /// Opens and checks `path`.
     public init(path: String) throws(SaveImageError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SaveImageError("\(path): \(String(cString: strerror(errno)))") }
-        var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw SaveImageError("\(path): not a regular file")
+        let file: SaveFileReader
+        do {
+            // Memory is bounded by the largest guest here, then by the domain record below.
+            file = try SaveFileReader(path: path, magic: SaveImage.magic, memoryType: SaveImage.RecordType.memory.rawValue,
+                                      pageLimit: (1 << 40) / Layout.pageSize)
+        } catch {
+            throw SaveImageError(error.description)
         }
-        let fileSize = UInt64(st.st_size)
-        func fail(_ why: String) -> SaveImageError { close(fd); return SaveImageError("\(path): \(why)") }
-
-        var head = [UInt8](repeating: 0, count: SaveImage.headerSize)
-        guard Self.readFully(fd, &head, at: 0) else { throw fail("too short for a save image (\(fileSize) bytes)") }
-        guard Array(head[0..<16]) == SaveImage.magic else { throw fail("not a Xenolith save image (no XENOLITH-PV-SAVE magic)") }
-        var hr = ByteReader(head, at: 16)
-        let version = (try? hr.u32()) ?? 0, headerSize = (try? hr.u32()) ?? 0
-        guard version == SaveImage.version else { throw fail("save image version \(version); this xeno reads version \(SaveImage.version)") }
-        guard headerSize == UInt32(SaveImage.headerSize) else { throw fail("header size \(headerSize), not \(SaveImage.headerSize)") }
+        func fail(_ why: String) -> SaveImageError { SaveImageError("\(path): \(why)") }
+        guard file.version == SaveImage.version else { throw fail("save image version \(file.version); this xeno reads version \(SaveImage.version)") }
 
         var domain: DomainRecord?
         var pins: [(UInt64, PageTypes.Kind)] = []
         var ballooned: [UInt64] = []
         var vcpus: [VCPURecord] = []
-        var runs: [MemoryRun]?
-        var dataOffset: UInt64 = 0
-        var offset = UInt64(SaveImage.headerSize)
-        var ended = false
-        while !ended {
-            var rh = [UInt8](repeating: 0, count: 16)
-            guard offset + 16 <= fileSize, Self.readFully(fd, &rh, at: offset) else {
-                throw fail("truncated: it ends at byte \(fileSize) without its end record")
-            }
-            var r = ByteReader(rh, at: 0)
-            let rawType = try! r.u32(); _ = try! r.u32(); let length = try! r.u64()
-            guard let type = SaveImage.RecordType(rawValue: rawType) else {
-                throw fail("unknown record type \(rawType) at byte \(offset)")
-            }
-            let payloadStart = offset + 16
-            guard length <= fileSize, payloadStart + length <= fileSize else {
-                throw fail("truncated: a record at byte \(offset) of \(length) bytes runs past the end (\(fileSize) bytes)")
-            }
-            // Every record but memory (whose head alone is read here) is
-            // read whole; none is larger than this.
-            let readLength = type == .memory ? min(length, 16) : length
-            guard readLength <= 1 << 24 else { throw fail("a record at byte \(offset) is too large (\(length) bytes)") }
-            var payload = [UInt8](repeating: 0, count: Int(readLength))
-            guard Self.readFully(fd, &payload, at: payloadStart) else { throw fail("cannot read the record at byte \(offset)") }
+        for (rawType, payload) in file.records {
+            let length = UInt64(payload.count)
             var p = ByteReader(payload, at: 0)
             do throws(SaveImageError) {
+                guard let type = SaveImage.RecordType(rawValue: rawType), type != .memory, type != .end else {
+                    throw SaveImageError("unknown record type \(rawType)")
+                }
                 switch type {
                 case .domain:
                     guard domain == nil else { throw SaveImageError("two domain records") }
@@ -288,73 +252,24 @@ public final class LoadedSaveImage {
                         throw SaveImageError("vCPU record \(v.id) out of order or beyond \(d.maxVCPUs) vCPUs")
                     }
                     vcpus.append(v)
-                case .memory:
-                    guard let d = domain else { throw SaveImageError("a record before the domain record") }
-                    guard runs == nil else { throw SaveImageError("two memory records") }
-                    let runCount = try p.u64(), pageCount = try p.u64()
-                    let frames = d.memoryBytes / Layout.pageSize
-                    guard runCount <= frames, pageCount <= frames, 16 + runCount * 16 <= length else {
-                        throw SaveImageError("the memory record's counts (\(runCount) runs, \(pageCount) pages) make no sense")
-                    }
-                    var table = [UInt8](repeating: 0, count: Int(runCount * 16))
-                    guard Self.readFully(fd, &table, at: payloadStart + 16) else { throw SaveImageError("cannot read the memory runs") }
-                    var t = ByteReader(table, at: 0)
-                    var list: [MemoryRun] = []
-                    list.reserveCapacity(Int(runCount))
-                    var next: UInt64 = 0, total: UInt64 = 0
-                    for _ in 0..<runCount {
-                        let run = MemoryRun(first: try t.u64(), pages: try t.u64())
-                        guard run.pages > 0, run.first >= next, run.first <= frames, run.pages <= frames - run.first else {
-                            throw SaveImageError("the memory record has a run (\(run.first), \(run.pages) pages) out of order or beyond memory")
-                        }
-                        next = run.first + run.pages
-                        total += run.pages
-                        list.append(run)
-                    }
-                    guard total == pageCount else { throw SaveImageError("the memory runs hold \(total) pages, not \(pageCount)") }
-                    let data = (payloadStart + 16 + runCount * 16 + 4095) & ~UInt64(4095)
-                    guard data + pageCount * Layout.pageSize == payloadStart + length else {
-                        throw SaveImageError("the memory record's length does not match its \(pageCount) pages")
-                    }
-                    runs = list
-                    dataOffset = data
-                case .end:
-                    guard length == 8 else { throw SaveImageError("an end record of \(length) bytes") }
-                    let total = try p.u64()
-                    guard total == payloadStart + 8 else { throw SaveImageError("the end record says \(total) bytes, but it ends at \(payloadStart + 8)") }
-                    ended = true
+                case .memory, .end:
+                    break
                 }
             } catch {
                 throw fail(error.description)
             }
-            offset = (payloadStart + length + 7) & ~UInt64(7)
         }
         guard let domain else { throw fail("no domain record") }
         guard vcpus.count == Int(domain.maxVCPUs) else { throw fail("\(vcpus.count) vCPU records for \(domain.maxVCPUs) vCPUs") }
         guard vcpus[0].flags & VCPURecord.initialised != 0 else { throw fail("vCPU 0 has no state") }
-        guard let runs else { throw fail("no memory record") }
+        guard file.runs.last.map({ ($0.first + $0.pages) * Layout.pageSize <= domain.memoryBytes }) ?? true else {
+            throw fail("the memory record has a run beyond the domain's \(domain.memoryBytes >> 20) MiB")
+        }
         self.domain = domain
         self.pins = pins
         self.ballooned = ballooned
         self.vcpus = vcpus
-        self.runs = runs
-        self.fd = fd
-        self.memoryDataOffset = dataOffset
-    }
-
-    static func readFully(_ fd: Int32, _ buffer: inout [UInt8], at offset: UInt64) -> Bool {
-        buffer.withUnsafeMutableBytes { readFully(fd, $0, at: offset) }
-    }
-
-    static func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Bool {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
+        self.file = file
     }
 }
 

@@ -1,4 +1,5 @@
 import Glibc
+import KVM
 import Testing
 @testable import XenPV
 
@@ -57,10 +58,10 @@ struct SaveImageTests {
     func wellFormed() throws {
         let image = try Self.load(Self.image()).get()
         #expect(image.name == "saved" && image.memoryBytes == 16 << 20 && image.cmdline == "console=hvc0")
-        #expect(image.runs == [MemoryRun(first: 0, pages: 2), MemoryRun(first: 7, pages: 1)])
+        #expect(image.file.runs == [PageRun(first: 0, pages: 2), PageRun(first: 7, pages: 1)])
         #expect(image.pins.count == 1 && image.pins[0].frame == 5 && image.pins[0].level == .l4)
         #expect(image.vcpus.count == 1 && image.vcpus[0].kernelCR3 == 5 << 12)
-        #expect(image.memoryDataOffset % 4096 == 0)
+        #expect(image.file.memoryDataOffset % 4096 == 0)
     }
 
     @Test("every truncation is refused as truncated or short")
@@ -80,7 +81,7 @@ struct SaveImageTests {
     func flips() {
         let bytes = Self.image()
         var rng = SystemRandomNumberGenerator()
-        let dataStart = (try? Self.load(bytes).get().memoryDataOffset).map(Int.init) ?? bytes.count
+        let dataStart = (try? Self.load(bytes).get().file.memoryDataOffset).map(Int.init) ?? bytes.count
         var refused = 0
         for _ in 0..<3000 {
             var b = bytes
