@@ -11,6 +11,6 @@ public struct KVMError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        "\(operation): \(String(cString: strerror(errno)))"
+        errno == 0 ? operation : "\(operation): \(String(cString: strerror(errno)))"
     }
 }

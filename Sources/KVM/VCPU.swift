@@ -154,6 +154,15 @@ public final class VCPU: @unchecked Sendable {
         }
     }
 
+    /// KVM_SET_MSRS: how many of `values`, in order, KVM took.
+    func writeMSRsCounting(_ values: [(UInt32, UInt64)]) throws -> Int {
+        try withMSRBuffer(values) { buf, _ in
+            let got = ckvm_ioctl_ptr(fd, ckvm_set_msrs(), buf)
+            guard got >= 0 else { throw KVMError("KVM_SET_MSRS") }
+            return Int(got)
+        }
+    }
+
     private func withMSRBuffer<T>(_ values: [(UInt32, UInt64)],
                                   _ body: (UnsafeMutableRawPointer, Int32) throws -> T) rethrows -> T {
         let bytes = MemoryLayout<kvm_msrs>.size + values.count * MemoryLayout<kvm_msr_entry>.stride

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include <linux/kvm.h>
+#include <errno.h>
 #include <sys/mman.h>
 #include <signal.h>
 #include <pthread.h>
@@ -44,6 +45,79 @@ static inline unsigned long ckvm_set_xcrs(void) { return KVM_SET_XCRS; }
 static inline unsigned long ckvm_kvmclock_ctrl(void) { return KVM_KVMCLOCK_CTRL; }
 static inline unsigned long ckvm_get_xsave(void) { return KVM_GET_XSAVE; }
 static inline unsigned long ckvm_set_xsave(void) { return KVM_SET_XSAVE; }
+
+/// The vCPU state an HVM save image carries besides registers, FPU and
+/// MSRs: each a fixed-size kernel structure moved whole by a GET/SET pair.
+enum ckvm_vcpu_state {
+    CKVM_VCPU_XCRS = 1, CKVM_VCPU_LAPIC = 2, CKVM_VCPU_MP_STATE = 3,
+    CKVM_VCPU_EVENTS = 4, CKVM_VCPU_DEBUGREGS = 5, CKVM_VCPU_SREGS = 6, CKVM_VCPU_REGS = 7,
+};
+static inline unsigned long ckvm_vcpu_state_size(int k) {
+    switch (k) {
+    case CKVM_VCPU_XCRS: return sizeof(struct kvm_xcrs);
+    case CKVM_VCPU_LAPIC: return sizeof(struct kvm_lapic_state);
+    case CKVM_VCPU_MP_STATE: return sizeof(struct kvm_mp_state);
+    case CKVM_VCPU_EVENTS: return sizeof(struct kvm_vcpu_events);
+    case CKVM_VCPU_DEBUGREGS: return sizeof(struct kvm_debugregs);
+    case CKVM_VCPU_SREGS: return sizeof(struct kvm_sregs);
+    case CKVM_VCPU_REGS: return sizeof(struct kvm_regs);
+    default: return 0;
+    }
+}
+static inline unsigned long ckvm_vcpu_state_request(int k, int set) {
+    switch (k) {
+    case CKVM_VCPU_XCRS: return set ? KVM_SET_XCRS : KVM_GET_XCRS;
+    case CKVM_VCPU_LAPIC: return set ? KVM_SET_LAPIC : KVM_GET_LAPIC;
+    case CKVM_VCPU_MP_STATE: return set ? KVM_SET_MP_STATE : KVM_GET_MP_STATE;
+    case CKVM_VCPU_EVENTS: return set ? KVM_SET_VCPU_EVENTS : KVM_GET_VCPU_EVENTS;
+    case CKVM_VCPU_DEBUGREGS: return set ? KVM_SET_DEBUGREGS : KVM_GET_DEBUGREGS;
+    case CKVM_VCPU_SREGS: return set ? KVM_SET_SREGS : KVM_GET_SREGS;
+    case CKVM_VCPU_REGS: return set ? KVM_SET_REGS : KVM_GET_REGS;
+    default: return 0;
+    }
+}
+/// The VM-wide state: the two PICs and the I/O APIC (one kvm_irqchip
+/// each, told apart by chip_id), the PIT and kvm-clock.
+enum ckvm_vm_state {
+    CKVM_VM_PIC_MASTER = 1, CKVM_VM_PIC_SLAVE = 2, CKVM_VM_IOAPIC = 3, CKVM_VM_PIT = 4, CKVM_VM_CLOCK = 5,
+};
+static inline unsigned long ckvm_vm_state_size(int k) {
+    switch (k) {
+    case CKVM_VM_PIC_MASTER: case CKVM_VM_PIC_SLAVE: case CKVM_VM_IOAPIC: return sizeof(struct kvm_irqchip);
+    case CKVM_VM_PIT: return sizeof(struct kvm_pit_state2);
+    case CKVM_VM_CLOCK: return sizeof(struct kvm_clock_data);
+    default: return 0;
+    }
+}
+/// GET or SET of VM state `k` through `buf` (ckvm_vm_state_size bytes).
+static inline int ckvm_vm_state_ioctl(int vmfd, int k, int set, void *buf) {
+    switch (k) {
+    case CKVM_VM_PIC_MASTER: case CKVM_VM_PIC_SLAVE: case CKVM_VM_IOAPIC:
+        ((struct kvm_irqchip *)buf)->chip_id = k == CKVM_VM_PIC_MASTER ? KVM_IRQCHIP_PIC_MASTER
+            : k == CKVM_VM_PIC_SLAVE ? KVM_IRQCHIP_PIC_SLAVE : KVM_IRQCHIP_IOAPIC;
+        return ioctl(vmfd, set ? KVM_SET_IRQCHIP : KVM_GET_IRQCHIP, buf);
+    case CKVM_VM_PIT: return ioctl(vmfd, set ? KVM_SET_PIT2 : KVM_GET_PIT2, buf);
+    case CKVM_VM_CLOCK: return ioctl(vmfd, set ? KVM_SET_CLOCK : KVM_GET_CLOCK, buf);
+    default: errno = EINVAL; return -1;
+    }
+}
+/// kvm-clock's value (ns) in a kvm_clock_data; setting it clears the flags
+/// (KVM then takes the value as now's).
+static inline uint64_t ckvm_clock_data_value(const void *buf) { return ((const struct kvm_clock_data *)buf)->clock; }
+static inline void ckvm_clock_data_set_value(void *buf, uint64_t ns) {
+    struct kvm_clock_data *c = (struct kvm_clock_data *)buf;
+    c->clock = ns;
+    c->flags = 0;
+}
+/// The MSRs KVM saves and restores for a vCPU (KVM_GET_MSR_INDEX_LIST on
+/// /dev/kvm): up to `capacity` indices into `out`; returns how many, or -1.
+static inline int ckvm_msr_index_list(int kvmfd, uint32_t *out, uint32_t capacity) {
+    struct { struct kvm_msr_list list; uint32_t indices[1024]; } l;
+    l.list.nmsrs = capacity > 1024 ? 1024 : capacity;
+    if (ioctl(kvmfd, KVM_GET_MSR_INDEX_LIST, &l) < 0) return -1;
+    for (uint32_t i = 0; i < l.list.nmsrs; i++) out[i] = l.list.indices[i];
+    return (int)l.list.nmsrs;
+}
 
 /// Whether the 4 KiB page at p is all zero (save skips such pages; C so a
 /// debug build scans guest memory at memory speed too).
