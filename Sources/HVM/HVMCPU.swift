@@ -117,6 +117,14 @@ final class HVMCPU: @unchecked Sendable {
     /// again KVM is told it was stopped (KVM_KVMCLOCK_CTRL), so the guest's
     /// lockup watchdogs take the gap in kvm-clock for a pause, not a hang.
     private func parkWhilePaused() {
+        // An I/O or MMIO exit's instruction completes only when KVM_RUN is
+        // entered again; until then KVM's view of the vCPU is half-way
+        // through it. Enter once with an immediate exit (KVM finishes the
+        // instruction, then returns before running guest code), so that
+        // what a save reads while the vCPU sleeps here is whole.
+        vcpu.requestImmediateExit()
+        _ = try? vcpu.enter()
+        VCPU.consumeKick()
         parkedForPause.store(true, ordering: .releasing)
         domain.pauseGate.waitWhileClosed { stopping.load(ordering: .acquiring) }
         parkedForPause.store(false, ordering: .releasing)

@@ -18,7 +18,8 @@ public struct HVMConfig: Sendable {
     /// means `vcpus`. All of them are KVM vCPUs from the start.
     public var maxVCPUs: Int?
     public var cmdline: String
-    public var kernel: GuestKernel
+    /// The kernel to boot; nil when the guest is restored from an image.
+    public var kernel: GuestKernel?
     public var initrd: [UInt8]?
     /// virtio-blk disks, in PCI slot order (vda, vdb, ...).
     public var disks: [FlatFileDisk]
@@ -28,7 +29,7 @@ public struct HVMConfig: Sendable {
     public var vsock: HVMVsock?
 
     public init(name: String = "xenolith", memoryBytes: UInt64, vcpus: Int, maxVCPUs: Int? = nil, cmdline: String,
-                kernel: GuestKernel, initrd: [UInt8]?, disks: [FlatFileDisk] = [], nics: [HVMNIC] = [],
+                kernel: GuestKernel?, initrd: [UInt8]?, disks: [FlatFileDisk] = [], nics: [HVMNIC] = [],
                 vsock: HVMVsock? = nil) {
         self.name = name
         self.memoryBytes = memoryBytes
@@ -126,6 +127,9 @@ public final class HVMDomain: @unchecked Sendable {
     private(set) var cpuHotplug: CPUHotplugController!
     /// vcpu-set requests, one at a time: each raises its own GED event.
     private let hotplugRequests = Mutex<Void>(())
+    /// The machine's devices whose state a save image carries, each with
+    /// the tag that names it there (the virtio functions' come from their slots).
+    private(set) var statefulDevices: [(tag: String, device: any StatefulDevice)] = []
     /// Exits the VMM handled by emulating an instruction KVM's emulator failed on.
     let emulationFailures = Atomic<Int>(0)
 
@@ -164,7 +168,15 @@ public final class HVMDomain: @unchecked Sendable {
     /// the identity-map page after it: in the PCI hole, outside RAM.
     static let kvmTSSAddress: UInt64 = 0xfffb_d000
 
-    public init(config: HVMConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
+    public convenience init(config: HVMConfig, consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
+        try self.init(config: config, restoring: nil, consoleOutput: consoleOutput)
+    }
+
+    /// Builds the machine; then boots `config.kernel`, or, with `image`,
+    /// puts back the saved guest (memory, KVM's state, every device's) in
+    /// place of a boot (HVMDomainSave.swift).
+    public init(config: HVMConfig, restoring image: HVMSaveImage?,
+         consoleOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws {
         guard config.vcpus >= 1 else { throw HVMBuildError("at least one vCPU is needed") }
         let maxVCPUs = config.maxVCPUs ?? config.vcpus
         guard maxVCPUs >= config.vcpus, maxVCPUs <= ACPIConfig.maximumCPUs else {
@@ -193,7 +205,7 @@ public final class HVMDomain: @unchecked Sendable {
         try vm.createPIT()
 
         try buildDevices()
-        try load()
+        if image == nil { try load() }
 
         let policy = HVMCPUIDPolicy(supported: try kvm.supportedCPUID(), emulatedKernel: HVMCPUIDPolicy.kernelIsEmulated)
         // Every possible vCPU exists in KVM from the start (its local APIC
@@ -211,7 +223,11 @@ public final class HVMDomain: @unchecked Sendable {
             try vcpu.setCPUID(leaves)
             cpus.append(HVMCPU(domain: self, id: i, vcpu: vcpu, present: i < config.vcpus))
         }
-        try cpus[0].setBootState(entry: config.kernel.elf.entry)
+        if let image {
+            try restore(from: image)
+        } else if let kernel = config.kernel {
+            try cpus[0].setBootState(entry: kernel.elf.entry)
+        }
         self.config = nil
     }
 
@@ -259,6 +275,11 @@ public final class HVMDomain: @unchecked Sendable {
         ]
         for d in devices where !bus.register(d) {
             throw HVMBuildError("I/O ports \(d.ports) claimed twice")
+        }
+        statefulDevices = [("com1", serial), ("i8042", devices[1] as! I8042), ("cmos", devices[2] as! CMOSClock),
+                           ("pci-host", pci), ("acpi-power", devices[4] as! PowerControl), ("acpi-cpu-hotplug", hotplug)]
+        for (slot, transport) in virtioDevices.enumerated() {
+            statefulDevices.append(("virtio-\(transport.device.type)@\(slot + 1)", transport))
         }
     }
 
@@ -321,7 +342,7 @@ public final class HVMDomain: @unchecked Sendable {
     /// Kernel at its physical addresses, initrd at the top of low RAM,
     /// command line, ACPI tables, zero page, GDT and page tables.
     private func load() throws {
-        let kernel = config.kernel
+        guard let kernel = config.kernel else { throw HVMBuildError("no kernel to boot") }
         let (kstart, kend) = kernel.kernelPhysicalRange()
         guard kstart >= BootLayout.highMemoryStart, kend <= layout.lowRAMTop else {
             throw HVMBuildError("the kernel needs guest memory 0x\(String(kstart, radix: 16))–0x\(String(kend, radix: 16)); give the guest more memory")

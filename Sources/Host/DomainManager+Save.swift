@@ -17,8 +17,8 @@ extension DomainManager {
     public func save(_ name: String, file: String) throws -> String {
         try Self.checkPath(file)
         return try withDomain(name) { d in
-            guard d.config.type == .pv else { throw HostError("save: only PV domains can be saved", status: 400) }
-            // The guest takes a moment to suspend; the VMM waits up to 60 s for it.
+            // A PV guest takes a moment to suspend (the VMM waits up to 60 s
+            // for it); an HVM guest is stopped where it runs.
             let reply = try control(d, "save \(file)", timeoutSeconds: 90)
             do { try Self.appendTrailer(file: file, configText: d.record.configText, configPath: d.record.configPath) } catch {
                 throw HostError("save: the image is written but its configuration could not be added: \(error)")

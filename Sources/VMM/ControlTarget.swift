@@ -69,7 +69,10 @@ extension HVMDomain: ControlTarget {
     func unpauseGuest() { unpause() }
 
     func save(to path: String) throws(ControlError) -> String {
-        throw ControlError("save: HVM guests cannot be saved yet (PV guests can)")
+        let r: HVMSaveResult
+        do { r = try save(to: path) } catch { throw ControlError(error.description) }
+        Runner.fail("guest '\(name)' saved to \(path)")
+        return "saved=\(path) bytes=\(r.bytes) pages=\(r.pages) paused-ms=\(r.pausedNanoseconds / 1_000_000)"
     }
 
     /// ACPI CPU hotplug: the reply comes once the guest has been told (the

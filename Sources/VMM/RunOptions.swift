@@ -141,7 +141,6 @@ public struct RunOptions: Sendable {
             throw UsageError("--vsock is for HVM guests (--hvm): PV guests get the PV channel instead")
         }
         if o.restore != nil {
-            if o.mode == .hvm { throw UsageError("--restore: only PV guests can be saved and restored") }
             if !o.command.isEmpty { throw UsageError("--restore: a restored guest runs what it ran; no command after --") }
         }
         guard o.disks.count <= 16 else { throw UsageError("--disk: at most 16 disks per guest") }

@@ -54,16 +54,29 @@ public enum Runner {
         // A restore takes the guest's size and command line from its image
         // (read and checked first: a bad file is a one-line error).
         var options = options
+        // The image says which kind of guest it holds.
         var restoreImage: LoadedSaveImage?
+        var hvmRestoreImage: HVMSaveImage?
         if let path = options.restore {
             do {
-                let image = try LoadedSaveImage(path: path)
-                options.memoryBytes = image.memoryBytes
-                options.vcpus = image.vcpuCount
-                options.maxVCPUs = image.maxVCPUCount
-                if !options.nameGiven { options.name = image.name }
-                cmdline = image.cmdline
-                restoreImage = image
+                if HVMSaveImage.holdsHVMGuest(path: path) {
+                    let image = try HVMSaveImage(path: path)
+                    options.mode = .hvm
+                    options.memoryBytes = image.memoryBytes
+                    options.vcpus = image.maxVCPUCount       // which are in the machine comes from the image
+                    options.maxVCPUs = image.maxVCPUCount
+                    if !options.nameGiven { options.name = image.name }
+                    hvmRestoreImage = image
+                } else {
+                    let image = try LoadedSaveImage(path: path)
+                    guard options.mode == .pv else { throw RunOptions.UsageError("\(path) holds a PV guest; restore it without --hvm") }
+                    options.memoryBytes = image.memoryBytes
+                    options.vcpus = image.vcpuCount
+                    options.maxVCPUs = image.maxVCPUCount
+                    if !options.nameGiven { options.name = image.name }
+                    cmdline = image.cmdline
+                    restoreImage = image
+                }
             } catch {
                 fail("--restore: \(error)")
                 return 1
@@ -88,7 +101,7 @@ public enum Runner {
         // The first boot's images are read before the terminal goes raw, so a
         // bad kernel or initrd is reported as a plain one-line error.
         var firstImages: (GuestKernel, [UInt8]?)?
-        if restoreImage == nil {
+        if restoreImage == nil && hvmRestoreImage == nil {
             guard let loaded = loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
                                           memoryBytes: options.memoryBytes, mode: options.mode) else { return 1 }
             firstImages = loaded
@@ -165,9 +178,10 @@ public enum Runner {
         while true {
             // Images are read for each boot (a reboot re-reads them) and
             // released once the domain is built.
-            let images = restoreImage != nil ? nil : firstImages ?? loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
-                                                                              memoryBytes: options.memoryBytes, mode: options.mode)
-            guard restoreImage != nil || images != nil else {
+            let restoring = restoreImage != nil || hvmRestoreImage != nil
+            let images = restoring ? nil : firstImages ?? loadImages(kernelPath: kernelPath, initrdPath: initrdPath,
+                                                                     memoryBytes: options.memoryBytes, mode: options.mode)
+            guard restoring || images != nil else {
                 terminal.restore()
                 return 1
             }
@@ -210,10 +224,12 @@ public enum Runner {
                     domain = try HVMDomain(
                         config: HVMConfig(name: options.name, memoryBytes: options.memoryBytes,
                                           vcpus: options.vcpus, maxVCPUs: options.maxVCPUs,
-                                          cmdline: cmdline, kernel: images!.0, initrd: images!.1,
+                                          cmdline: cmdline, kernel: images?.0, initrd: images?.1,
                                           disks: disks, nics: taps.map { HVMNIC(tap: $0.0, mac: $0.1) },
                                           vsock: vsock),
+                        restoring: hvmRestoreImage,
                         consoleOutput: { bytes in Terminal.writeOut(bytes); consoleSocket?.output(bytes) })
+                    hvmRestoreImage = nil           // a reboot boots the kernel
                 }
             } catch {
                 terminal.restore()
