@@ -59,4 +59,42 @@ extension XenodTests {
         let unknown = try xeno(["save", "nosuch", file])
         #expect(unknown.status == 1 && unknown.stderr.contains("no domain named 'nosuch'"), "stderr: \(unknown.stderr)")
     }
+
+    @Test("xl save and restore of an HVM domain: the ticking guest program goes on from the next tick",
+          .enabled(if: binutilsPresent, "needs binutils (as, ld): run scripts/setup.sh"))
+    func saveAndRestoreHVM() throws {
+        let elf = try ProbeRun.assemble("ticker")
+        defer { try? FileManager.default.removeItem(atPath: elf) }
+        let path = directory + "/hvmsr.cfg"
+        try """
+        name = "hvmsr"
+        type = "hvm"
+        memory = 64
+        kernel = "\(elf)"
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        func tickNumbers() -> [Int] {
+            console("hvmsr").split(separator: "\n").compactMap { line in
+                let w = line.split(separator: " ")
+                return w.count == 4 && w[0] == "TICK" ? Int(w[1], radix: 16) : nil
+            }
+        }
+        #expect(try xeno(["create", path]).status == 0)
+        guard try waitFor("the guest's eighth tick", { tickNumbers().count >= 8 }) else { return }
+        let file = directory + "/hvmsr.save"
+        let saved = try xeno(["save", "hvmsr", file])
+        #expect(saved.status == 0, "stderr: \(saved.stderr)")
+        #expect(try row("hvmsr") == nil, "a saved domain leaves the host")
+        let before = tickNumbers()
+        let restored = try xeno(["restore", file])
+        #expect(restored.status == 0, "stderr: \(restored.stderr)")
+        #expect(try row("hvmsr")?[4] == "running")
+        guard try waitFor("ticks after the restore", { tickNumbers().count > 3 }) else { return }
+        let after = tickNumbers()
+        // The restored VMM's console log starts afresh: every tick once,
+        // in order, from the one after the last before the save.
+        let last = before.last ?? 0
+        #expect(before == Array(1...max(1, last)) && after == Array((last + 1)..<(last + 1 + after.count)),
+                "ticks before the save: \(before), after the restore: \(after)")
+        _ = try? xeno(["destroy", "hvmsr"])          // it may have powered off already (after TICK 0040)
+    }
 }
