@@ -125,6 +125,8 @@ public final class HVMDomain: @unchecked Sendable {
     /// Which vCPUs are present, what the host asked for, the guest's
     /// acknowledgements and ejections.
     private(set) var cpuHotplug: CPUHotplugController!
+    /// The ACPI sleep, reset and power button registers.
+    private(set) var powerControl: PowerControl!
     /// vcpu-set requests, one at a time: each raises its own GED event.
     private let hotplugRequests = Mutex<Void>(())
     /// The machine's devices whose state a save image carries, each with
@@ -265,19 +267,21 @@ public final class HVMDomain: @unchecked Sendable {
         cpuHotplug = hotplug
         let pci = PCIHostBridge()
         try buildVirtioDevices(on: pci)
+        let power = PowerControl(powerOff: { [weak self] in self?.end(.poweroff) }, reset: { [weak self] in self?.end(.reboot) })
+        powerControl = power
         let devices: [PortDevice] = [
             serial,
             I8042(reset: { [weak self] in self?.end(.reboot) }),
             CMOSClock(),
             pci,
-            PowerControl(powerOff: { [weak self] in self?.end(.poweroff) }, reset: { [weak self] in self?.end(.reboot) }),
+            power,
             hotplug,
         ]
         for d in devices where !bus.register(d) {
             throw HVMBuildError("I/O ports \(d.ports) claimed twice")
         }
         statefulDevices = [("com1", serial), ("i8042", devices[1] as! I8042), ("cmos", devices[2] as! CMOSClock),
-                           ("pci-host", pci), ("acpi-power", devices[4] as! PowerControl), ("acpi-cpu-hotplug", hotplug)]
+                           ("pci-host", pci), ("acpi-power", power), ("acpi-cpu-hotplug", hotplug)]
         for (slot, transport) in virtioDevices.enumerated() {
             statefulDevices.append(("virtio-\(transport.device.type)@\(slot + 1)", transport))
         }
@@ -439,12 +443,31 @@ public final class HVMDomain: @unchecked Sendable {
             for (i, cpu) in cpus.enumerated() {
                 if cpuHotplug.status(cpu: i).contains(.enabled) { cpu.enter() } else { cpu.leave() }
             }
-            do {
-                try vm.setInterruptLine(Self.eventIRQ, high: true)
-                try vm.setInterruptLine(Self.eventIRQ, high: false)
-            } catch {
+            do { try pulseEventInterrupt() } catch {
                 throw HVMBuildError("vcpu-set: raising the hotplug interrupt: \(error)")
             }
+        }
+    }
+
+    /// The GED's interrupt: a pulse on an edge-triggered I/O APIC input.
+    private func pulseEventInterrupt() throws {
+        try vm.setInterruptLine(Self.eventIRQ, high: true)
+        try vm.setInterruptLine(Self.eventIRQ, high: false)
+    }
+
+    /// `xl shutdown` of an HVM guest: a press of its ACPI power button (as
+    /// Xen sends one to an HVM guest without PV drivers). The guest's GED
+    /// handler notifies the button device; Linux's ACPI button driver
+    /// reports KEY_POWER, and systemd-logind (or acpid) powers the guest
+    /// off, which ends the run as any poweroff does. A guest with nothing
+    /// listening ignores it, as a PC would. Each request pulses the
+    /// interrupt again, so one the guest missed (before its GED driver was
+    /// bound) is made good by asking again.
+    public func pressPowerButton() throws(HVMRequestError) {
+        guard exitReason == nil else { throw HVMRequestError("shutdown: the guest is ending") }
+        powerControl.pressPowerButton()
+        do { try hotplugRequests.withLock { _ in try pulseEventInterrupt() } } catch {
+            throw HVMRequestError("shutdown: raising the event interrupt: \(error)")
         }
     }
 

@@ -4,12 +4,15 @@ import XLConfig
 /// xl's simpler verbs: shutdown and reboot the Xen way, mem-max, vcpu-list.
 extension DomainManager {
     /// `xl shutdown`: PV guests are asked through xenstore (control/shutdown)
-    /// and power themselves off; a VMM that cannot ask (HVM: no power
-    /// button yet) is stopped with SIGTERM, as a user's ^C stops it.
-    /// Returns how: "xenstore" or "signal".
+    /// and power themselves off; HVM guests get an ACPI power button press
+    /// (their OS powers off if something listens, as on Xen); a VMM that
+    /// cannot ask at all is stopped with SIGTERM, as a user's ^C stops it.
+    /// Returns how: "xenstore", "acpi-power-button" or "signal".
     public func cleanShutdown(_ name: String) throws -> String {
         try withDomain(name) { d in
-            if (try? control(d, "shutdown poweroff")) != nil { return "xenstore" }
+            if let reply = try? control(d, "shutdown poweroff") {
+                return reply.split(separator: " ").first { $0.hasPrefix("via=") }.map { String($0.dropFirst(4)) } ?? "xenstore"
+            }
             guard kill(d.record.pid, SIGTERM) == 0 else {
                 throw HostError("shutdown: the VMM of domain '\(name)' is gone", status: 409)
             }

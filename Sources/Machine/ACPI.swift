@@ -24,6 +24,9 @@ public struct ACPIConfig: Sendable, Equatable {
     public var sleepControlPort: UInt16 = 0x600
     public var sleepStatusPort: UInt16 = 0x601
     public var resetPort: UInt16 = 0x602
+    /// The power button's status register (`PowerControl`), which the GED's
+    /// `_EVT` reads and clears before notifying the button device.
+    public var powerButtonStatusPort: UInt16 = 0x603
     /// What the guest writes to `resetPort` to reset the machine.
     public var resetValue: UInt8 = 0x01
     /// The CPU hotplug register block (`CPUHotplugController`) the DSDT's

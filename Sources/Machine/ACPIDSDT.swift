@@ -7,6 +7,7 @@
 ///             Device (PCI0) { _HID, _CID, _SEG, _BBN, _UID, _CRS }
 ///             Device (COM1) { _HID, _UID, _CRS }
 ///             Device (CPUS) { ... C000, C001, ...: see `cpuHotplug` }
+///             Device (PWRB) { _HID "PNP0C0C" }: the power button
 ///             Device (GED0) { _HID "ACPI0013", _UID, _CRS, _EVT }
 ///         }
 ///     }
@@ -19,7 +20,7 @@ enum DSDT {
 
     static func table(config: ACPIConfig) -> [UInt8] {
         let aml = softOff + AML.scope("\\_SB_", [pciHostBridge(config: config), com1(config: config),
-                                                  cpuHotplug(config: config), eventDevice(config: config)])
+                                                  cpuHotplug(config: config), powerButton, eventDevice(config: config)])
         return SystemDescriptionTable.make(signature: "DSDT", revision: revision, config: config, body: aml)
     }
 
@@ -54,6 +55,14 @@ enum DSDT {
             AML.name("_CRS", resources),
         ])
     }
+
+    /// The power button, a control-method one (the FADT's PWR_BUTTON flag
+    /// says there is no fixed one): Linux's ACPI button driver binds to
+    /// PNP0C0C and turns a Notify (PWRB, 0x80) into KEY_POWER.
+    static let powerButton = AML.device("PWRB", [
+        AML.name("_HID", AML.eisaID("PNP0C0C")),
+        AML.name("_UID", AML.integer(0)),
+    ])
 
     /// COM1, a 16550-compatible UART (PNP0501), so that Linux's 8250_pnp
     /// driver finds its ports and ISA IRQ from the firmware.

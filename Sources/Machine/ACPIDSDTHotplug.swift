@@ -147,13 +147,29 @@ extension DSDT {
 
     /// The Generic Event Device (ACPI0013): Linux's evged driver requests
     /// the interrupt of its `_CRS` and runs `_EVT` with the GSI when it
-    /// fires. Its only event source is CPU hotplug.
+    /// fires. Its event sources are CPU hotplug and the power button:
+    ///
+    ///     OperationRegion (PBTN, SystemIO, 0x603, 1)
+    ///     Field (PBTN, ByteAcc, NoLock, WriteAsZeros) { PBST, 8 }
+    ///     Method (_EVT, 1) {
+    ///         \_SB.CPUS.CSCN ()
+    ///         If ((PBST & 1) == 1) { PBST = 1; Notify (\_SB.PWRB, 0x80) }
+    ///     }
     static func eventDevice(config: ACPIConfig) -> [UInt8] {
-        AML.device("GED0", [
+        let one = AML.integer(1)
+        return AML.device("GED0", [
             AML.name("_HID", AML.string("ACPI0013")),
             AML.name("_UID", AML.integer(0)),
             AML.name("_CRS", AML.resourceTemplate([ResourceDescriptor.edgeInterrupt(gsi: config.eventInterrupt)])),
-            AML.method("_EVT", arguments: 1, [AML.call("\\_SB_.CPUS.CSCN")]),
+            AML.operationRegion("PBTN", space: .systemIO, offset: UInt64(config.powerButtonStatusPort), length: 1),
+            AML.field("PBTN", access: .byte, [.named("PBST", bits: 8)]),
+            AML.method("_EVT", arguments: 1, [
+                AML.call("\\_SB_.CPUS.CSCN"),
+                AML.if(AML.equal(AML.and(AML.nameString("PBST"), one), one), [
+                    AML.store(one, into: AML.nameString("PBST")),
+                    AML.notify("\\_SB_.PWRB", AML.integer(0x80)),
+                ]),
+            ]),
         ])
     }
 }

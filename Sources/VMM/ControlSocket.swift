@@ -124,10 +124,10 @@ final class ControlSocket: @unchecked Sendable {
                 return "ok memory-target-kib=\(bytes >> 10)"
             case .shutdown(let reboot):
                 guard let target = guest as? any GuestShutdownTarget else {
-                    return "error this guest cannot be asked to shut down (no xenstore); stop it instead"
+                    return "error this guest cannot be asked to shut down; stop it instead"
                 }
-                try target.requestShutdown(reboot: reboot)
-                return "ok shutdown=\(reboot ? "reboot" : "poweroff")"
+                let how = try target.requestShutdown(reboot: reboot)
+                return "ok shutdown=\(reboot ? "reboot" : "poweroff") via=\(how)"
             case .pause:
                 try guest.pauseGuest()
                 return "ok state=paused"

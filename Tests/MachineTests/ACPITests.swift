@@ -184,7 +184,7 @@ import Testing
         #expect(dsdt.signature == "DSDT")
         #expect(terms.map(\.name) == ["_S5_", "\\_SB_"])
         guard case .scope(_, let devices) = terms.last else { return }
-        #expect(devices.map(\.name) == ["PCI0", "COM1", "CPUS", "GED0"])
+        #expect(devices.map(\.name) == ["PCI0", "COM1", "CPUS", "PWRB", "GED0"])
     }
 
     @Test func dsdtNamesSoftOffAsSleepType5() throws {
@@ -305,7 +305,17 @@ import Testing
         // Extended interrupt: length 6, consumer + edge, active high, exclusive; one GSI, 20.
         #expect(try ResourceWalk.descriptors(crs) == [[0x89, 0x06, 0x00, 0x03, 0x01, 20, 0, 0, 0]])
         let evt = try #require(ged.method("_EVT"))
-        #expect(evt.flags == 1 && evt.body == [0x5C, 0x2F, 3] + Array("_SB_CPUSCSCN".utf8))
+        // First the CPU hotplug scan, then the power button: its status
+        // register read and cleared, and Notify (\_SB.PWRB, 0x80).
+        #expect(evt.flags == 1 && evt.body.starts(with: [0x5C, 0x2F, 3] + Array("_SB_CPUSCSCN".utf8)))
+        let notify: [UInt8] = [0x86, 0x5C, 0x2E] + Array("_SB_PWRB".utf8) + [0x0A, 0x80]
+        #expect(evt.body.count >= notify.count && evt.body.suffix(notify.count).elementsEqual(notify), "_EVT: \(evt.body)")
+    }
+
+    @Test func dsdtHasAControlMethodPowerButton() throws {
+        let (_, terms) = try Self.dsdt(ACPIConfig(possibleCPUs: 1, enabledCPUs: 1))
+        let button = try #require(terms.device("PWRB", inScope: "\\_SB_"))
+        #expect(button.named("_HID") == .integer(0x0C0C_D041))        // EISA ID PNP0C0C
     }
 
     /// acpica-tools' disassembler reads the DSDT back to ASL without a
@@ -325,7 +335,8 @@ import Testing
         #expect(disassembly == 0)
         let asl = Self.readText(directory + "/dsdt.dsl")
         for expected in ["Device (C007)", "\"ACPI0007\"", "\"ACPI0013\"", "Method (_EJ0, 1", "Notify (C007, Arg1)",
-                         "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive", "Field (PRST, ByteAcc, NoLock, WriteAsZeros)"] {
+                         "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive", "Field (PRST, ByteAcc, NoLock, WriteAsZeros)",
+                         "EisaId (\"PNP0C0C\")", "OperationRegion (PBTN, SystemIO, 0x0603, One)", "Notify (\\_SB.PWRB, 0x80)"] {
             #expect(asl.contains(expected), "the disassembly has \(expected)")
         }
         #expect(!Self.readText(directory + "/log-d").lowercased().contains("error"))

@@ -233,13 +233,16 @@ import Testing
 
     @Test func powerControlRoundTripsAndRefusesUnknownBits() throws {
         let original = PowerControl(powerOff: {}, reset: {})
+        original.pressPowerButton()
         let restored = PowerControl(powerOff: {}, reset: {})
         try Self.roundTrip(original, into: restored)
         #expect(restored.read(port: 0x601, size: 1) == 0)
-        try restored.restoreState([0x80], what: "power")
-        #expect(restored.read(port: 0x601, size: 1) == 0x80)
+        #expect(restored.read(port: 0x603, size: 1) == 1, "a press the guest has not seen yet stays pending")
+        try restored.restoreState([0x80, 0x00], what: "power")
+        #expect(restored.read(port: 0x601, size: 1) == 0x80 && restored.read(port: 0x603, size: 1) == 0)
         Self.expectRefusesCutOrPadded(original.savedState()) { PowerControl(powerOff: {}, reset: {}) }
-        #expect(throws: DeviceStateError.self) { try restored.restoreState([0x01], what: "power") }
+        #expect(throws: DeviceStateError.self) { try restored.restoreState([0x01, 0x00], what: "power") }
+        #expect(throws: DeviceStateError.self) { try restored.restoreState([0x00, 0x02], what: "power") }
     }
 
     // MARK: CPU hotplug

@@ -23,4 +23,16 @@ import Testing
         #expect(e.resets.load(ordering: .relaxed) == 1)
         #expect(p.read(port: 0x601, size: 1) == 0)
     }
+
+    @Test func powerButtonStatusIsSetByThePressAndClearedByWritingOne() {
+        let p = PowerControl(base: 0x600, powerOff: {}, reset: {})
+        #expect(p.ports == 0x600...0x603)
+        #expect(p.read(port: 0x603, size: 1) == 0 && !p.powerButtonPending)
+        p.pressPowerButton()
+        #expect(p.read(port: 0x603, size: 1) == 1 && p.powerButtonPending)
+        p.write(port: 0x603, size: 1, value: 0)                 // writing 0 clears nothing
+        #expect(p.read(port: 0x603, size: 1) == 1)
+        p.write(port: 0x603, size: 1, value: 1)
+        #expect(p.read(port: 0x603, size: 1) == 0 && !p.powerButtonPending)
+    }
 }
