@@ -126,8 +126,10 @@ final class HVMCPU: @unchecked Sendable {
         _ = try? vcpu.enter()
         VCPU.consumeKick()
         parkedForPause.store(true, ordering: .releasing)
+        let parkedAt = ckvm_monotonic_ns()
         domain.pauseGate.waitWhileClosed { stopping.load(ordering: .acquiring) }
         parkedForPause.store(false, ordering: .releasing)
+        addSteal(nanoseconds: ckvm_monotonic_ns() &- parkedAt)
         vcpu.reportPausedToGuest()
     }
 

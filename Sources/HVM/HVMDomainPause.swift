@@ -5,8 +5,9 @@ import KVM
 /// running (KVM derives it from the host's clock), so the guest's time is
 /// right as soon as it runs again; each vCPU reports the stop to the guest
 /// with KVM_KVMCLOCK_CTRL before re-entering. KVM's steal time counts only
-/// the host's run-queue wait of a vCPU thread, so the paused time does not
-/// show as steal in an HVM guest.
+/// the host's run-queue wait of a vCPU thread; each vCPU adds the time it
+/// was paused to the guest's steal-time record itself (HVMStealTime.swift),
+/// so the guest sees it as steal, as a PV guest sees it in its runstate.
 extension HVMDomain {
     public var isPaused: Bool { pauseGate.isClosed }
 

@@ -178,6 +178,11 @@ extension HVMDomain {
         for (i, cpu) in cpus.enumerated() {
             if cpuHotplug.status(cpu: i).contains(.enabled) { cpu.enter() } else { cpu.leave() }
         }
-        for cpu in cpus { cpu.vcpu.reportPausedToGuest() }
+        // The time in the file is time the guest did not run: steal, as
+        // for a pause.
+        for cpu in cpus {
+            cpu.addSteal(nanoseconds: away)
+            cpu.vcpu.reportPausedToGuest()
+        }
     }
 }

@@ -9,20 +9,23 @@ import Testing
 /// interrupt descriptor table, local APIC (timer and all), the UART and
 /// kvm-clock: the ticks go on from the next one, none lost or repeated, and
 /// the wall clock the guest reads is the host's again, although the guest
-/// spent seconds in the file.
+/// spent seconds in the file; and the time it did not run (paused, or in
+/// the file) is steal in its steal-time record, as Linux's /proc/stat shows it.
 @Suite("save and restore of HVM guests", .serialized,
        .enabled(if: kvmUsable, "needs /dev/kvm (read-write)"),
        .enabled(if: binutilsPresent, "needs binutils (as, ld): run scripts/setup.sh"))
 struct HVMSaveRestoreTests {
-    struct Tick { let number: Int; let wall: Double }
+    /// One line of ticker.S: its tick, its wall clock (s) and its steal time (s).
+    struct Tick { let number: Int; let wall: Double; let steal: Double }
 
     static func ticks(_ output: String) -> [Tick] {
         output.split(separator: "\n").compactMap { line in
             let w = line.split(separator: " ")
-            guard w.count == 4, w[0] == "TICK", w[2] == "WALL", let n = Int(w[1], radix: 16) else { return nil }
+            guard w.count == 6, w[0] == "TICK", w[2] == "WALL", w[4] == "STEAL", let n = Int(w[1], radix: 16),
+                  let steal = Int(w[5], radix: 16) else { return nil }
             let parts = w[3].split(separator: ".")
             guard parts.count == 2, let s = Int(parts[0], radix: 16), let ms = Int(parts[1], radix: 16) else { return nil }
-            return Tick(number: n, wall: Double(s) + Double(ms) / 1000)
+            return Tick(number: n, wall: Double(s) + Double(ms) / 1000, steal: Double(steal) / 1000)
         }
     }
 
@@ -61,6 +64,46 @@ struct HVMSaveRestoreTests {
         // for the host's own timestamps around the runs).
         for t in before { #expect(t.wall >= firstStart - 0.5 && t.wall <= firstEnd + 0.5, "tick \(t.number) before: wall \(t.wall), run \(firstStart)–\(firstEnd)") }
         for t in after { #expect(t.wall >= secondStart - 0.5 && t.wall <= secondEnd + 0.5, "tick \(t.number) after: wall \(t.wall), run \(secondStart)–\(secondEnd)") }
+        // The time in the file is steal for the guest: at least the 3 s it
+        // certainly spent there, at most the time between the two runs
+        // (and a little the host's run queue adds).
+        if let last = before.last, let next = after.first {
+            let added = next.steal - last.steal
+            #expect(added >= 3.0 && added <= secondStart - firstEnd + 2.0 + 0.5,
+                    "steal before the save \(last.steal) s, after the restore \(next.steal) s")
+        }
+    }
+
+    @Test("paused 2 s: the ticks show the gap in their wall clock, the guest's steal grows by the pause, its wall clock is right after")
+    func pausedTimeIsSteal() throws {
+        let elf = try ProbeRun.assemble("ticker")
+        defer { try? FileManager.default.removeItem(atPath: elf) }
+        let socket = ControlSocketTests.socketPath("hvm-steal")
+        let pause = Locked<(Double, Double)>((0, 0))
+        let start = Date().timeIntervalSince1970
+        let r = try Xeno.run(["run", "--hvm", "--kernel", elf, "--memory", "64M", "--control", socket], timeout: 120, hostSteps: [
+            (after: "TICK 0008", run: { _ in
+                _ = ControlSocketTests.request(socket, "pause")
+                let from = Date().timeIntervalSince1970
+                usleep(2_000_000)
+                let to = Date().timeIntervalSince1970
+                _ = ControlSocketTests.request(socket, "unpause")
+                pause.set((from, to))
+            }),
+        ])
+        let end = Date().timeIntervalSince1970
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let ticks = Self.ticks(r.stdout)
+        #expect(ticks.map(\.number) == Array(1...0x40), "ticks: \(ticks.map(\.number))")
+        let (from, to) = pause.get()
+        // The tick across the pause: the steal it shows has grown by the
+        // pause at least, by not much more (the guest's own run-queue wait).
+        let gaps = zip(ticks, ticks.dropFirst()).map { ($0, $1) }
+        let widest = try #require(gaps.max { ($0.1.wall - $0.0.wall) < ($1.1.wall - $1.0.wall) })
+        #expect(widest.1.wall - widest.0.wall >= to - from - 0.1, "the pause shows as a gap in the ticks' wall clock")
+        let added = widest.1.steal - widest.0.steal
+        #expect(added >= (to - from) - 0.1 && added <= (to - from) + 1.0, "steal across the pause: +\(added) s for a \(to - from) s pause")
+        for t in ticks { #expect(t.wall >= start - 0.5 && t.wall <= end + 0.5, "tick \(t.number): wall \(t.wall), run \(start)–\(end)") }
     }
 
     @Test("restore refuses a file that is not an image, a truncated image, and one whose devices differ from the run's")

@@ -1,11 +1,13 @@
 # A tiny HVM "kernel" that keeps time the way a guest kernel does, for the
 # save/restore test: the local APIC timer (x2APIC, periodic, vector 0x40)
 # interrupts it every 50 ms through its own IDT, and on each tick it prints
-#   TICK hhhh WALL ssssssss.mmm               (tick count; wall clock, hex
-#                                              seconds and hex milliseconds)
+#   TICK hhhh WALL ssssssss.mmm STEAL mmmmmm  (tick count; wall clock, hex
+#                                              seconds and hex milliseconds;
+#                                              steal time, hex milliseconds)
 # on COM1. The wall clock is kvm-clock's: the boot time KVM writes to the
 # wall-clock structure plus the pvclock system time read with rdtsc, as
-# Linux computes it. Between ticks the vCPU sleeps in hlt. Powers off
+# Linux computes it. Steal is KVM's steal-time record's, as Linux reads it
+# for /proc/stat. Between ticks the vCPU sleeps in hlt. Powers off
 # (ACPI S5) after TICK 0040. Entered in 64-bit mode by the direct boot.
     .intel_syntax noprefix
     .code64
@@ -37,6 +39,13 @@ _start:
     lea rax, [rip + wallclock]
     xor edx, edx
     mov ecx, 0x4b564d00             # MSR_KVM_WALL_CLOCK_NEW
+    wrmsr
+
+    # Steal time: the record's address | enabled.
+    lea rax, [rip + steal]
+    or rax, 1
+    xor edx, edx
+    mov ecx, 0x4b564d03             # MSR_KVM_STEAL_TIME
     wrmsr
 
     # x2APIC on, software-enabled, periodic timer.
@@ -137,6 +146,19 @@ report:
     div rcx                         # milliseconds
     mov r8d, 3
     call hexdigits
+    lea rsi, [rip + s_steal]
+    call puts
+1:  mov r10d, [rip + steal + 8]     # version: odd while KVM updates it
+    test r10d, 1
+    jnz 1b
+    mov rax, [rip + steal]
+    cmp r10d, [rip + steal + 8]
+    jne 1b
+    xor edx, edx
+    mov rcx, 1000000
+    div rcx                         # milliseconds
+    mov r8d, 6
+    call hexdigits
     jmp newline
 
 # kvmclock: rax = system_time + ((rdtsc - tsc_timestamp) << shift) * mul >> 32.
@@ -183,6 +205,7 @@ hexdigits:
 
 s_tick: .asciz "TICK "
 s_wall: .asciz " WALL "
+s_steal: .asciz " STEAL "
 hex:    .ascii "0123456789abcdef"
 
     .balign 16
@@ -192,5 +215,7 @@ idtr:   .word 256 * 16 - 1
 pvti:   .fill 32, 1, 0
 wallclock: .fill 16, 1, 0
 ticks:  .long 0
+    .balign 64
+steal:  .fill 64, 1, 0
     .balign 16
 idt:    .fill 256 * 16, 1, 0
