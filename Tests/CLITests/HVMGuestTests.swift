@@ -61,6 +61,36 @@ struct HVMGuestTests {
         print("HVM boot to the start of init (32 vCPUs): \(Int(Date().timeIntervalSince(started))) s")
     }
 
+    /// Save and restore of a real kernel in the middle of its boot: saved
+    /// right after it brought up its second CPU (timers, both local APICs,
+    /// the I/O APIC and kvm-clock live), kept in the file, restored; the
+    /// kernel goes on through the rest of its boot (ACPI, PCI, the switch
+    /// to kvm-clock) to the start of init. About 8 minutes here.
+    @Test("saved after SMP bring-up and restored, the kernel boots on to the start of init (slow: XENOLITH_SLOW_TESTS=1)",
+          .enabled(if: kvmIsSoftwareNested, "on hardware-assisted KVM the user-space test below covers this"),
+          .enabled(if: ProcessInfo.processInfo.environment["XENOLITH_SLOW_TESTS"] == "1",
+                   "slow test: set XENOLITH_SLOW_TESTS=1 (a boot of about 8 minutes on this host)"),
+          .timeLimit(.minutes(40)))
+    func savedMidBootGoesOnToInit() throws {
+        let socket = ControlSocketTests.socketPath("hvm-boot-save")
+        let image = NSTemporaryDirectory() + "xeno-hvm-boot-\(getpid()).save"
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        let reply = Locked<String>("none")
+        let first = try Xeno.run(["run", "--hvm", "--vcpus", "2", "--memory", "512M", "--control", socket, "--cmdline",
+                                  "console=ttyS0 loglevel=7 i8042.noaux reboot=acpi"], timeout: 1200, hostSteps: [
+            (after: "smp: Brought up 1 node, 2 CPUs", run: { _ in reply.set(ControlSocketTests.request(socket, "save \(image)")) }),
+        ])
+        #expect(first.status == 0 && reply.get().hasPrefix("ok saved="), "save: \(reply.get()); stderr: \(first.stderr)")
+        #expect(!first.allLines.contains { $0.contains("Switched to clocksource kvm-clock") }, "saved before the clocksource switch")
+        sleep(2)
+        let second = try Xeno.run(["run", "--restore", image], timeout: 1800)
+        let log = second.allLines
+        func has(_ s: String) -> Bool { log.contains { $0.contains(s) } }
+        #expect(has("clocksource: Switched to clocksource kvm-clock"), "console: \(log.suffix(20))")
+        #expect(has("Run /init as init process"), "console: \(log.suffix(20))")
+        #expect(second.status == 4 && second.stderr.contains("cannot run HVM guest user space"), "stderr: \(second.stderr)")
+    }
+
     /// On hardware-assisted KVM (VT-x/AMD-V): run these with
     /// `swift test --filter HVMGuestTests` on such a host, kit built.
     @Test("a shell command inside an HVM guest sees its vCPUs; poweroff ends the run with 0",
@@ -71,6 +101,24 @@ struct HVMGuestTests {
         #expect(r.readiness?.contains("mode=hvm") == true)
         #expect(r.commandOutput == ["2", "2"], "console: \(r.consoleLines.suffix(12))")
         #expect(r.exitLine == "XENOLITH-EXIT 0")
+    }
+
+    @Test("save and restore: a counting shell loop in the HVM guest goes on from the next number",
+          .disabled(if: kvmIsSoftwareNested, "needs hardware-assisted KVM: this KVM (kvm_pvm) cannot run HVM guest user space"))
+    func counterGoesOnAcrossSaveOnHardwareKVM() throws {
+        let socket = ControlSocketTests.socketPath("hvm-user-save")
+        let image = NSTemporaryDirectory() + "xeno-hvm-user-\(getpid()).save"
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        let loop = "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo COUNT $i; sleep 0.2; done"
+        let first = try Xeno.run(["run", "--hvm", "--vcpus", "2", "--control", socket, "--", loop], timeout: 300, hostSteps: [
+            (after: "COUNT 5", run: { _ in _ = ControlSocketTests.request(socket, "save \(image)") }),
+        ])
+        #expect(first.status == 0, "stderr: \(first.stderr)")
+        let second = try Xeno.run(["run", "--restore", image], timeout: 300)
+        #expect(second.status == 0, "stderr: \(second.stderr)")
+        func counts(_ r: Xeno.Result) -> [Int] { r.allLines.compactMap { $0.hasPrefix("COUNT ") ? Int($0.dropFirst(6)) : nil } }
+        let all = counts(first) + counts(second)
+        #expect(all == Array(1...40), "counts: \(counts(first)) then \(counts(second))")
     }
 }
 
