@@ -75,22 +75,8 @@ event:
 spurious:
     iretq
 
-# gate: IDT entry ecx of the table at rdi -> handler rax (interrupt gate, DPL 0).
-gate:
-    shl ecx, 4
-    mov word ptr [rdi + rcx], ax
-    mov dx, cs
-    mov word ptr [rdi + rcx + 2], dx
-    mov word ptr [rdi + rcx + 4], 0x8e00
-    mov rdx, rax
-    shr rdx, 16
-    mov word ptr [rdi + rcx + 6], dx
-    shr rdx, 16
-    mov dword ptr [rdi + rcx + 8], edx
-    mov dword ptr [rdi + rcx + 12], 0
-    ret
-
     .include "serial.inc"
+    .include "idt.inc"
 
 s_ready:    .asciz "READY\n"
 s_button:   .asciz "POWER BUTTON\n"

@@ -86,21 +86,6 @@ wait:
     hlt
     jmp 1b
 
-# gate: IDT entry ecx of the table at rdi -> handler rax (interrupt gate, DPL 0).
-gate:
-    shl ecx, 4
-    mov word ptr [rdi + rcx], ax
-    mov dx, cs
-    mov word ptr [rdi + rcx + 2], dx
-    mov word ptr [rdi + rcx + 4], 0x8e00
-    mov rdx, rax
-    shr rdx, 16
-    mov word ptr [rdi + rcx + 6], dx
-    shr rdx, 16
-    mov dword ptr [rdi + rcx + 8], edx
-    mov dword ptr [rdi + rcx + 12], 0
-    ret
-
 tick:
     push rax
     push rcx
@@ -202,6 +187,7 @@ hexdigits:
     ret
 
     .include "serial.inc"
+    .include "idt.inc"
 
 s_tick: .asciz "TICK "
 s_wall: .asciz " WALL "
