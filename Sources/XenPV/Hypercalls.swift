@@ -452,7 +452,16 @@ extension PVCPU {
             p.storeBytes(of: UInt8(1), as: UInt8.self)
             domain.time.publish(to: p + 32, tscOffset: other.tscOffset)
             return 0
-        case 13: return -XenErrno.ENOSYS
+        case 13:                                                            // register_vcpu_time_memory_area {va}
+            // The vDSO's clock: Linux checks the area's TSC_STABLE flag right
+            // after this call, so it is published at once. 0 unregisters.
+            guard let va = readGuestWord(arg) else { return -XenErrno.EFAULT }
+            guard va == 0 || (va & 0xfff <= 4096 - 32 && other.translate(va, write: true, cr3: other.kernelCR3) != nil) else {
+                return -XenErrno.EINVAL
+            }
+            other.timeAreaVirtual = va
+            other.publishTime()
+            return 0
         case 11: return -XenErrno.ENOSYS
         case 4:                                                             // get_runstate_info
             let words = [UInt64(other.runstate.rawValue), other.runstateEntry] + other.runstateTimes

@@ -40,6 +40,11 @@ final class PVCPU: @unchecked Sendable {
     var syscallCallback: UInt64 = 0
     var syscallMasksEvents = false
     var runstateVirtual: UInt64 = 0
+    /// A second copy of this vCPU's time (VCPUOP_register_vcpu_time_memory_area,
+    /// a kernel virtual address): Linux registers one for vCPU 0 and maps its
+    /// page into every process as the vDSO's pvclock, so `clock_gettime`
+    /// reads the time without a system call (each of which is an exit here).
+    var timeAreaVirtual: UInt64 = 0
     var timerDeadline: UInt64 = 0
     var runstate = Runstate.offline
     var runstateEntry: UInt64 = 0
@@ -632,7 +637,7 @@ final class PVCPU: @unchecked Sendable {
             // The guest accounts steal at its tick from the runstate area: a
             // vCPU that never blocks must still see the host's run-queue wait.
             enterRunstate(runstate)
-            domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
+            publishTime()
             domain.raiseVIRQ(0, vcpu: id)
         } else if timerDeadline != 0 && armedFor != timerFireAt && now >= armedFor {
             armTimer(at: timerFireAt)
@@ -794,7 +799,7 @@ final class PVCPU: @unchecked Sendable {
             if wait == 0 { continue }
             _ = VCPU.waitForKick(timeoutNanoseconds: wait)
         }
-        domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
+        publishTime()
     }
 
     /// SCHEDOP_poll: sleep, events still masked, until one of `ports` is
@@ -821,6 +826,18 @@ final class PVCPU: @unchecked Sendable {
             if fireAt != 0 { wait = min(wait, fireAt > now ? fireAt - now : 0) }
             if wait == 0 { continue }
             _ = VCPU.waitForKick(timeoutNanoseconds: wait)
+        }
+    }
+
+    /// Publishes this vCPU's system time in its vcpu_info and, if the guest
+    /// registered one, in its time area (written through the kernel's page
+    /// tables: the user tables of a 64-bit PV guest do not map the kernel).
+    func publishTime() {
+        domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
+        if timeAreaVirtual != 0, timeAreaVirtual & 0xfff <= 4096 - 32,
+           let pa = translate(timeAreaVirtual, write: true, cr3: kernelCR3),
+           let p = domain.memory.pointer(pa, length: 32) {
+            domain.time.publish(to: p, tscOffset: tscOffset)
         }
     }
 

@@ -56,7 +56,7 @@ extension PVCPU {
         domain.pauseGate.waitWhileClosed { isStopping }
         parkedForPause.store(false, ordering: .releasing)
         enterRunstate(.running)
-        domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
+        publishTime()
         // The guest's timer may have come due while the thread slept (its
         // signal was taken by the sleep): deliver it now, or set it again.
         checkTimer()

@@ -40,6 +40,6 @@ extension PVCPU {
         }
         parkedDown.store(false, ordering: .releasing)
         enterRunstate(.running)
-        domain.time.publish(to: vcpuInfo + 32, tscOffset: tscOffset)
+        publishTime()
     }
 }
