@@ -28,12 +28,14 @@ extension HVMDomain {
     /// failure leaves the guest running as before.
     public func save(to path: String) throws(HVMRequestError) -> HVMSaveResult {
         let start = ckvm_monotonic_ns()
-        try pause()
+        // A guest the user paused is saved as it is, and stays paused if the save fails.
+        let wasPaused = isPaused
+        if !wasPaused { try pause() }
         for d in virtioDevices { d.stop() }
         defer {
             if exitReason == nil {
                 for d in virtioDevices { d.start() }
-                unpause()
+                if !wasPaused { unpause() }
             }
         }
         let written: (UInt64, UInt64)

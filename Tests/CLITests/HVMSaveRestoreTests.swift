@@ -106,6 +106,32 @@ struct HVMSaveRestoreTests {
         for t in ticks { #expect(t.wall >= start - 0.5 && t.wall <= end + 0.5, "tick \(t.number): wall \(t.wall), run \(start)–\(end)") }
     }
 
+    @Test("a save that cannot write its file fails with the reason; the guest runs on, or stays paused if it was")
+    func failedSaveLeavesTheGuestAsItWas() throws {
+        let elf = try ProbeRun.assemble("ticker")
+        defer { try? FileManager.default.removeItem(atPath: elf) }
+        let socket = ControlSocketTests.socketPath("hvm-save-fail")
+        let replies = Locked<[String]>([])
+        let r = try Xeno.run(["run", "--hvm", "--kernel", elf, "--memory", "64M", "--control", socket], timeout: 120, hostSteps: [
+            (after: "TICK 0004", run: { _ in
+                func ask(_ line: String) -> String { ControlSocketTests.request(socket, line) }
+                replies.set([ask("save /nonexistent-dir/guest.save"), ask("info"),
+                             ask("pause"), ask("save /nonexistent-dir/guest.save"), ask("info"), ask("unpause")])
+            }),
+        ])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let got = replies.get()
+        #expect(got.count == 6, "replies: \(got)")
+        if got.count == 6 {
+            #expect(got[0].hasPrefix("error save: ") && got[0].contains("nonexistent-dir"), "save: \(got[0])")
+            #expect(got[1].contains("state=running"), "info after the failed save: \(got[1])")
+            #expect(got[3].hasPrefix("error save: "), "save while paused: \(got[3])")
+            #expect(got[4].contains("state=paused"), "info after the failed save of a paused guest: \(got[4])")
+            #expect(got[5] == "ok state=running")
+        }
+        #expect(Self.ticks(r.stdout).map(\.number) == Array(1...0x40), "ticks: \(Self.ticks(r.stdout).map(\.number))")
+    }
+
     @Test("restore refuses a file that is not an image, a truncated image, and one whose devices differ from the run's")
     func badImagesAreRefused() throws {
         let elf = try ProbeRun.assemble("ticker")
