@@ -238,6 +238,29 @@ final class CreditSchedulerTests {
         #expect(row.map { Array($0.suffix(2)) } == ["1024", "0"], "sched-credit: \(listed.stdout)")
     }
 
+    /// The same for an HVM guest, whose steal is KVM's steal time: on
+    /// hardware-assisted KVM only (run `swift test --filter CreditSchedulerTests`
+    /// there, kit built).
+    @Test("HVM: cap 50 holds a busy domain at or below 55 % of a CPU; the guest's running time (less steal) matches the host's within 10 %",
+          .disabled(if: kvmIsSoftwareNested, "needs hardware-assisted KVM: this KVM (kvm_pvm) cannot run HVM guest user space"))
+    func capAndStealHVM() throws {
+        let r = try host.xeno(["create", try host.config("hcapped", extra: "cap = 50", command: busyCommand, hvm: true)])
+        #expect(r.status == 0, "create: \(r.stderr)")
+        guard waitBusy("hcapped") else { return }
+        let m = sampleGuests(host, ["hcapped"], seconds: 12)
+        let used = (m.end["hcapped"]! - m.start["hcapped"]!) / m.wall
+        #expect(used <= 0.55, "the capped HVM domain used \(used * 100) % of a CPU")
+        let s = m.samples["hcapped"]!
+        guard s.count >= 3, let first = s.first, let last = s.last else {
+            Issue.record("the guest printed \(s.count) sample lines in the window"); return
+        }
+        let guestRan = last.guestRunning(since: first), hostRan = last.hostUsage - first.hostUsage
+        let steal = last.steal(since: first), wall = last.uptime - first.uptime
+        print("HVM steal: guest ran \(String(format: "%.3f", guestRan)) s (steal \(String(format: "%.3f", steal)) s of \(String(format: "%.3f", wall)) s), host charged \(String(format: "%.3f", hostRan)) s")
+        #expect(abs(guestRan - hostRan) <= 0.1 * hostRan, "guest running \(guestRan) s against the host's \(hostRan) s")
+        #expect(steal >= 0.3 * wall, "the guest saw the cap as steal: \(steal) s of \(wall) s")
+    }
+
     @Test("bad weights, caps and names are refused with a clear message and change nothing")
     func badInput() throws {
         let r = try host.xeno(["create", try host.config("steady", extra: "cpu_weight = 300\ncap = 40")])

@@ -61,15 +61,17 @@ final class XenodInstance {
     }
 
     /// Writes an xl.cfg for a small kit domain; `command` runs as the kit's command.
-    func config(_ name: String, memory: Int = 128, extra: String = "", command: String? = nil) throws -> String {
+    /// The kit's kernel as a domain (PV, or HVM with its console on COM1).
+    func config(_ name: String, memory: Int = 128, extra: String = "", command: String? = nil, hvm: Bool = false) throws -> String {
         let path = directory + "/\(name).cfg"
         let text = """
         name = "\(name)"
+        \(hvm ? "type = \"hvm\"" : "")
         memory = \(memory)
         vcpus = 1
         kernel = "\(kitDirectory)/vmlinuz"
         ramdisk = "\(kitDirectory)/initrd.img"
-        extra = "console=hvc0\(command.map { " -- " + $0 } ?? "")"
+        extra = "\(hvm ? "console=ttyS0" : "console=hvc0")\(command.map { " -- " + $0 } ?? "")"
         \(extra)
         """
         try text.write(toFile: path, atomically: true, encoding: .utf8)
