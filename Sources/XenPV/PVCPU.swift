@@ -631,6 +631,7 @@ final class PVCPU: @unchecked Sendable {
             // thread's CPU time: only while this vCPU still catches up).
             if !guestKeepsTime {
                 lastTimerEvent = (timerDeadline, now, hostRunTime())
+                lastTimerFiredAt = now
                 if now < timerDeadline { earlyTimerEvents &+= 1 }
             }
             timerDeadline = 0
@@ -688,12 +689,24 @@ final class PVCPU: @unchecked Sendable {
     /// rather than take a flood of catch-up events.
     private static let tickLagLimit: Int64 = 60_000_000_000
 
+    /// The least time between two timer events while catching up. Without
+    /// it, a guest whose answers come later than the events come early
+    /// (its vCPU thread waiting for a host CPU under load) would be fed
+    /// back-to-back events for as long as the load lasts and do nothing
+    /// else: a boot that never gets on. An event costs the guest a few
+    /// exits (a fraction of a millisecond), so this leaves it most of its
+    /// time; the debt is then paid at up to a millisecond per millisecond.
+    private static let catchUpInterval: UInt64 = 1_000_000
+    private var lastTimerFiredAt: UInt64 = 0
+
     /// When the VMM fires the guest's timer: its deadline, or `tickLag`
-    /// before it once that is worth an event.
+    /// before it once that is worth an event (never sooner than
+    /// `catchUpInterval` after the last event).
     var timerFireAt: UInt64 {
         guard timerDeadline != 0 else { return 0 }
         guard tickLag >= Self.tickLagThreshold else { return timerDeadline }
-        return max(1, timerDeadline &- min(tickLag, timerDeadline))
+        let early = max(1, timerDeadline &- min(tickLag, timerDeadline))
+        return min(timerDeadline, max(early, lastTimerFiredAt &+ Self.catchUpInterval))
     }
 
     /// The timer event the guest has not answered yet: its deadline, when
@@ -726,6 +739,7 @@ final class PVCPU: @unchecked Sendable {
     func resetTickLag() {
         tickLag = 0
         lastTimerEvent = nil
+        lastTimerFiredAt = 0
     }
 
     // MARK: Runstate (the time this vCPU really ran)
