@@ -17,7 +17,8 @@ import Machine
 ///     4 device    one per tag, in order: tag block, state block
 ///     5 memory    guest RAM's non-zero pages (offsets in the memfd's layout)
 ///
-/// Blocks are a u32 length and the bytes. KVM's parts are its own
+/// Blocks are a u32 length and the bytes; a device's state is bounded only
+/// by the record it is in (`SaveFile.recordLimit`). KVM's parts are its own
 /// structures, checked by size here and by KVM's SET ioctls on restore.
 public final class HVMSaveImage {
     static let magic = Array("XENOLITH-HVM-SAV".utf8)
@@ -102,7 +103,7 @@ public final class HVMSaveImage {
                     vcpus.append(VCPURecord(id: id, parts: parts, fpuFormat: format, fpu: fpu, msrs: msrs))
                 case .device:
                     let tag = String(decoding: try r.block(limit: Self.maxTag), as: UTF8.self)
-                    devices.append((tag, try r.block(limit: 1 << 22)))
+                    devices.append((tag, try r.block(limit: Int(SaveFile.recordLimit))))
                     try r.finish()
                 case .memory, nil:
                     throw DeviceStateError("unknown record type \(type)")

@@ -28,8 +28,10 @@ public enum SaveFile {
     public static let pageSize: UInt64 = 4096
     static let headerSize = 32
     static let endType: UInt32 = 0xffff
-    /// The largest record other than memory a reader accepts.
-    static let recordLimit: UInt64 = 1 << 24
+    /// The largest record other than memory a writer writes and a reader
+    /// accepts: room for a PV guest's list of ballooned frames (8 bytes
+    /// each) or an HVM balloon's bitmap of a 1 TiB guest (32 MiB).
+    public static let recordLimit: UInt64 = 1 << 28
 }
 
 /// Writes an image to `path + ".part"`, renamed to `path` by `finish`.
@@ -90,7 +92,10 @@ public struct SaveFileWriter {
     }
 
     public mutating func record(_ type: UInt32, _ payload: [UInt8]) throws(SaveFileError) {
-        precondition(type != SaveFile.endType && UInt64(payload.count) <= SaveFile.recordLimit)
+        precondition(type != SaveFile.endType)
+        guard UInt64(payload.count) <= SaveFile.recordLimit else {
+            throw SaveFileError("a record of \(payload.count) bytes is over the image's limit of \(SaveFile.recordLimit)")
+        }
         try recordHeader(type, length: UInt64(payload.count))
         try write(payload)
         try pad()
