@@ -269,19 +269,19 @@ public final class HVMDomain: @unchecked Sendable {
         try buildVirtioDevices(on: pci)
         let power = PowerControl(powerOff: { [weak self] in self?.end(.poweroff) }, reset: { [weak self] in self?.end(.reboot) })
         powerControl = power
-        let devices: [PortDevice] = [
-            serial,
-            I8042(reset: { [weak self] in self?.end(.reboot) }),
-            CMOSClock(),
-            pci,
-            power,
-            hotplug,
+        // The port devices, each with the tag a save image knows it by.
+        let devices: [(tag: String, device: any PortDevice & StatefulDevice)] = [
+            ("com1", serial),
+            ("i8042", I8042(reset: { [weak self] in self?.end(.reboot) })),
+            ("cmos", CMOSClock()),
+            ("pci-host", pci),
+            ("acpi-power", power),
+            ("acpi-cpu-hotplug", hotplug),
         ]
-        for d in devices where !bus.register(d) {
-            throw HVMBuildError("I/O ports \(d.ports) claimed twice")
+        for d in devices where !bus.register(d.device) {
+            throw HVMBuildError("I/O ports \(d.device.ports) claimed twice")
         }
-        statefulDevices = [("com1", serial), ("i8042", devices[1] as! I8042), ("cmos", devices[2] as! CMOSClock),
-                           ("pci-host", pci), ("acpi-power", power), ("acpi-cpu-hotplug", hotplug)]
+        statefulDevices = devices.map { ($0.tag, $0.device) }
         for (slot, transport) in virtioDevices.enumerated() {
             statefulDevices.append(("virtio-\(transport.device.type)@\(slot + 1)", transport))
         }

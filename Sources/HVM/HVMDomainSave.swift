@@ -80,9 +80,12 @@ extension HVMDomain {
             w.u32(UInt32(cpu.id))
             var parts: [(VCPUStatePart, [UInt8])] = []
             for part in VCPUStatePart.allCases {
-                // XCR0 exists only where the host has XSAVE; nothing else may be missing.
-                if part == .extendedControl, let bytes = try? v.state(part) { parts.append((part, bytes)); continue }
-                if part != .extendedControl { parts.append((part, try v.state(part))) }
+                if part == .extendedControl {
+                    // XCR0 exists only where the host has XSAVE; nothing else may be missing.
+                    if let bytes = try? v.state(part) { parts.append((part, bytes)) }
+                } else {
+                    parts.append((part, try v.state(part)))
+                }
             }
             w.u32(UInt32(parts.count))
             for (part, bytes) in parts { w.u32(UInt32(part.rawValue)); w.block(bytes) }

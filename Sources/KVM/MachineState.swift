@@ -13,15 +13,16 @@ public enum VCPUStatePart: Int32, CaseIterable, Sendable {
     /// The structure's size in this kernel's ABI.
     public var size: Int { Int(ckvm_vcpu_state_size(rawValue)) }
 
+    /// The ioctl's name without its GET_/SET_ (for errors).
     var name: String {
         switch self {
-        case .registers: "KVM_GET_REGS"
-        case .specialRegisters: "KVM_GET_SREGS"
-        case .extendedControl: "KVM_GET_XCRS"
-        case .localAPIC: "KVM_GET_LAPIC"
-        case .multiprocessing: "KVM_GET_MP_STATE"
-        case .events: "KVM_GET_VCPU_EVENTS"
-        case .debugRegisters: "KVM_GET_DEBUGREGS"
+        case .registers: "REGS"
+        case .specialRegisters: "SREGS"
+        case .extendedControl: "XCRS"
+        case .localAPIC: "LAPIC"
+        case .multiprocessing: "MP_STATE"
+        case .events: "VCPU_EVENTS"
+        case .debugRegisters: "DEBUGREGS"
         }
     }
 }
@@ -43,14 +44,14 @@ extension VCPU {
         }
         var bytes = [UInt8](repeating: 0, count: part.size)
         let rc = bytes.withUnsafeMutableBytes { ckvm_ioctl_ptr(fd, ckvm_vcpu_state_request(part.rawValue, 0), $0.baseAddress) }
-        guard rc == 0 else { throw KVMError(part.name) }
+        guard rc == 0 else { throw KVMError("KVM_GET_" + part.name) }
         return bytes
     }
 
     /// Loads `bytes` that `state(part)` produced (here or on the host that saved it).
     public func setState(_ part: VCPUStatePart, _ bytes: [UInt8]) throws {
         guard bytes.count == part.size else {
-            throw KVMError("\(part.name.replacingGet()): \(bytes.count) bytes saved, this kernel's structure has \(part.size)", errno: 0)
+            throw KVMError("KVM_SET_\(part.name): \(bytes.count) bytes saved, this kernel's structure has \(part.size)", errno: 0)
         }
         if part == .registers {
             var r = Registers()
@@ -60,7 +61,7 @@ extension VCPU {
         }
         var copy = bytes
         let rc = copy.withUnsafeMutableBytes { ckvm_ioctl_ptr(fd, ckvm_vcpu_state_request(part.rawValue, 1), $0.baseAddress) }
-        guard rc == 0 else { throw KVMError(part.name.replacingGet()) }
+        guard rc == 0 else { throw KVMError("KVM_SET_" + part.name) }
     }
 
     /// Writes MSRs one batch at a time and returns the indices KVM refused
@@ -117,11 +118,5 @@ extension KVMSystem {
         let n = out.withUnsafeMutableBufferPointer { ckvm_msr_index_list(fd, $0.baseAddress, 1024) }
         guard n >= 0 else { throw KVMError("KVM_GET_MSR_INDEX_LIST") }
         return Array(out.prefix(Int(n)))
-    }
-}
-
-private extension String {
-    func replacingGet() -> String {
-        hasPrefix("KVM_GET_") ? "KVM_SET_" + dropFirst("KVM_GET_".count) : self
     }
 }
