@@ -25,15 +25,7 @@ _start:
     call gate
     lidt [rip + idtr]
 
-    # x2APIC on and software-enabled (spurious vector 0xff).
-    mov ecx, 0x1b
-    rdmsr
-    or eax, (1 << 11) | (1 << 10)
-    wrmsr
-    mov ecx, 0x80f
-    mov eax, 0x1ff
-    xor edx, edx
-    wrmsr
+    call x2apic_on
 
     # I/O APIC redirection entry GSI: fixed, physical, to APIC 0, edge, high, unmasked.
     mov rsi, IOAPIC

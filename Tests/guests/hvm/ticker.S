@@ -49,14 +49,7 @@ _start:
     wrmsr
 
     # x2APIC on, software-enabled, periodic timer.
-    mov ecx, 0x1b                   # IA32_APIC_BASE
-    rdmsr
-    or eax, (1 << 11) | (1 << 10)   # global enable, x2APIC
-    wrmsr
-    mov ecx, 0x80f                  # SVR: enabled, spurious vector 0xff
-    mov eax, 0x1ff
-    xor edx, edx
-    wrmsr
+    call x2apic_on
     mov ecx, 0x83e                  # divide configuration: by 1
     mov eax, 0xb
     wrmsr
