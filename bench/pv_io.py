@@ -3,12 +3,20 @@
 (Debian bookworm from scripts/build-rootfs.sh, booted with systemd) and the
 same tools on the host, on the same file and the same TAP link.
 
-Block: a data file (default 1 GiB, written with random bytes so no read
-hits a hole) is the guest's xvdb. Sequential read (1 MiB blocks, queue
-depth 16) and 4 KiB random read (queue depth 32), each 15 s. The guest uses
-O_DIRECT on xvdb; the VMM's blkback reads the file through the host's page
-cache, so the host runs fio buffered on the file, and the page cache is
-dropped before every run on both sides.
+Block, two ways, each like for like:
+- cold: a 32 GiB data file of random bytes (no read hits a hole) is the
+  guest's xvdb. Page caches are dropped before every run, and 15 s never
+  read to the file's end, so every byte either side reads comes from the
+  host's disk. Sequential read (1 MiB blocks, queue depth 16) and 4 KiB
+  random read (queue depth 32), 15 s each.
+- warm: a 1 GiB file (xvdc) already in the host's page cache, read
+  sequentially again and again: what the guest's I/O path costs when the
+  disk costs nothing. The host's fio runs with --invalidate=0 (fio's
+  default drops the file's cache at every pass, which would make the host
+  read its disk while the guest read the cache).
+The guest uses O_DIRECT (its own page cache out of the way); the VMM's
+blkback reads the file through the host's page cache, so the host's fio is
+buffered.
 
 Network: iperf3 TCP, 10 s, guest -> host and host -> guest (-R), over a TAP
 whose host end has 10.77.0.1/24. The host's own iperf3 over loopback is
@@ -17,9 +25,9 @@ printed as the ceiling of this machine, not as a like-for-like peer.
 QEMU cannot run a guest's user space on this host's KVM (see
 docs/BENCHMARKS.md), so the QEMU columns of the issue are not measured here.
 
-Usage: bench/pv_io.py [--runs 3] [--xeno PATH] [--size-mib 1024]
+Usage: bench/pv_io.py [--runs 3] [--xeno PATH] [--cold-gib 32] [--block-only]
 """
-import argparse, json, os, re, select, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, re, select, shutil, statistics, subprocess, sys, tempfile, time
 
 CACHE = os.environ.get("XENOLITH_CACHE", "/var/cache/xenolith")
 IMAGE = CACHE + "/images/bookworm.ext4"
@@ -43,18 +51,29 @@ def fio_value(text, key):
     read = data["jobs"][0]["read"]
     return read["bw"] / 1024.0 if key == "bw" else read["iops"]
 
-def host_fio(path, args, key):
-    drop_caches()
-    out = subprocess.run(f"fio --filename={path} --direct=0 {args}", shell=True, check=True,
-                         capture_output=True, text=True).stdout
+def host_fio(path, args, key, warm=False):
+    """The host's fio on `path`: cold (caches dropped first) or warm (the
+    file read into the page cache first, and kept there)."""
+    if warm:
+        sh(f"cat {path} > /dev/null")
+    else:
+        drop_caches()
+    out = subprocess.run(f"fio --filename={path} --direct=0 {'--invalidate=0 ' if warm else ''}{args}", shell=True,
+                         check=True, capture_output=True, text=True).stdout
     return fio_value(out, key)
+
+def random_file(path, mib):
+    """`mib` MiB of incompressible bytes (an AES-CTR keystream: /dev/urandom
+    is four times slower here, and a sparse file's holes would read as free)."""
+    sh(f"openssl enc -aes-128-ctr -pass pass:xenolith -nosalt -pbkdf2 < /dev/zero 2>/dev/null | head -c {mib}M > {path}")
 
 class Guest:
     """A PV guest booted from a copy of the Debian image, driven through its console."""
-    def __init__(self, xeno, data):
+    def __init__(self, xeno, cold, warm):
         self.root = tempfile.mktemp(prefix="xeno-bench-root-", suffix=".ext4")
         sh(f"cp --sparse=always {IMAGE} {self.root}")
-        self.p = subprocess.Popen([xeno, "run", "--memory", "1G", "--vcpus", "2", "--disk", self.root, "--disk", data,
+        self.p = subprocess.Popen([xeno, "run", "--memory", "1G", "--vcpus", "2", "--disk", self.root,
+                                   "--disk", cold, "--disk", warm,
                                    "--net", f"tap={TAP},mac=00:16:3e:77:00:02",
                                    "--cmdline", "console=hvc0 root=/dev/xvda quiet"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
@@ -90,9 +109,19 @@ class Guest:
         text = self.expect(b"\nEND-OUT", timeout)
         return text[text.rindex("BEGIN-OUT") + len("BEGIN-OUT"):text.rindex("END-OUT")]
 
-    def fio(self, args, key):
-        drop_caches()
-        return fio_value(self.run(f"fio --filename=/dev/xvdb --direct=1 {args}"), key)
+    # The guest's names of the cold and the warm data disk.
+    cold_disk, warm_disk = "/dev/xvdb", "/dev/xvdc"
+
+    def fio(self, args, key, warm_file=None):
+        """fio on the cold disk (the host's caches dropped first), or on the
+        warm one with `warm_file`, its host file, read into the host's page
+        cache first."""
+        if warm_file:
+            sh(f"cat {warm_file} > /dev/null")
+        else:
+            drop_caches()
+        device = self.warm_disk if warm_file else self.cold_disk
+        return fio_value(self.run(f"fio --filename={device} --direct=1 {args}"), key)
 
     def close(self):
         try:
@@ -101,6 +130,23 @@ class Guest:
         except Exception:
             self.p.kill()
         os.unlink(self.root)
+
+@contextlib.contextmanager
+def bench_files(cold_gib):
+    """The cold and the warm data file, and the TAP with the host's address;
+    all removed afterwards."""
+    cold = tempfile.mktemp(prefix="xeno-bench-cold-", suffix=".img")
+    warm = tempfile.mktemp(prefix="xeno-bench-warm-", suffix=".img")
+    try:
+        random_file(cold, cold_gib << 10)
+        random_file(warm, 1024)
+        sh(f"ip tuntap add dev {TAP} mode tap && ip addr add {HOST_IP}/24 dev {TAP} && ip link set {TAP} up")
+        yield cold, warm
+    finally:
+        subprocess.run(f"ip link del {TAP}", shell=True, stderr=subprocess.DEVNULL)
+        for f in (cold, warm):
+            if os.path.exists(f):
+                os.unlink(f)
 
 def iperf_server(address):
     """A persistent iperf3 server, returned once it accepts connections
@@ -128,25 +174,34 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--xeno", default=os.path.join(os.path.dirname(__file__), "../.build/release/xeno"))
-    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--cold-gib", type=int, default=32,
+                    help="the cold file's size: more than 15 s of either side's reads")
     ap.add_argument("--block-only", action="store_true", help="skip the network measurements")
     a = ap.parse_args()
     for tool in ("fio", "iperf3"):
         if not shutil.which(tool):
             sh(f"apt-get install -y -q {tool} >/dev/null")
-    data = tempfile.mktemp(prefix="xeno-bench-data-", suffix=".img")
-    sh(f"dd if=/dev/urandom of={data} bs=1M count={a.size_mib} status=none")
-    sh(f"ip tuntap add dev {TAP} mode tap && ip addr add {HOST_IP}/24 dev {TAP} && ip link set {TAP} up")
-    results = {k: [] for k in ("host_seq", "guest_seq", "host_rand", "guest_rand", "g2h", "h2g", "loopback")}
-    try:
+    results = {k: [] for k in ("host_seq", "guest_seq", "host_rand", "guest_rand", "host_warm", "guest_warm",
+                               "g2h", "h2g", "loopback")}
+    ratios = {k: [] for k in ("seq", "rand", "warm")}
+    with bench_files(a.cold_gib) as (cold, warm):
         for run in range(a.runs):
-            results["host_seq"].append(host_fio(data, FIO_SEQ, "bw"))
-            results["host_rand"].append(host_fio(data, FIO_RAND, "iops"))
-            g = Guest(a.xeno, data)
+            g = Guest(a.xeno, cold, warm)
             try:
-                results["guest_seq"].append(g.fio(FIO_SEQ, "bw"))
-                results["guest_rand"].append(g.fio(FIO_RAND, "iops"))
-                print(f"run {run + 1}: block " + ", ".join(f"{k}={results[k][-1]:.0f}" for k in ("host_seq", "guest_seq", "host_rand", "guest_rand")), flush=True)
+                # Each guest figure right beside the host's, so that both meet
+                # the same disk (this machine's disk swings by 2x in minutes),
+                # and who goes first alternating run by run: the side that
+                # reads the file second has read faster here, caches below
+                # this machine's page cache presumably.
+                for key, args, metric, warm_run in (("seq", FIO_SEQ, "bw", False), ("rand", FIO_RAND, "iops", False),
+                                                    ("warm", FIO_SEQ, "bw", True)):
+                    host = lambda: results["host_" + key].append(host_fio(warm if warm_run else cold, args, metric, warm=warm_run))
+                    guest = lambda: results["guest_" + key].append(g.fio(args, metric, warm_file=warm if warm_run else None))
+                    for side in ((host, guest) if run % 2 == 0 else (guest, host)):
+                        side()
+                    ratios[key].append(results["guest_" + key][-1] / results["host_" + key][-1])
+                print(f"run {run + 1}: block " + ", ".join(f"{k}={results[k][-1]:.0f}" for k in
+                      ("host_seq", "guest_seq", "host_rand", "guest_rand", "host_warm", "guest_warm")), flush=True)
                 if a.block_only:
                     continue
                 s = iperf_server(HOST_IP)
@@ -167,14 +222,14 @@ def main():
             except RuntimeError as e:     # the ceiling only: a failed loopback run does not void the guest's figures
                 print(f"run {run + 1}: host loopback iperf3 failed: {e}", flush=True)
                 results["loopback"].append(float("nan"))
-            print(f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in results.items()), flush=True)
-    finally:
-        subprocess.run(f"ip link del {TAP}", shell=True)
-        os.unlink(data)
+            print(f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in results.items() if v), flush=True)
     med = {k: statistics.median(v) if v else float("nan") for k, v in results.items()}
     print(f"\nmedians of {a.runs} runs")
-    print(f"block sequential read   host {med['host_seq']:.0f} MB/s   guest {med['guest_seq']:.0f} MB/s   ({100 * med['guest_seq'] / med['host_seq']:.0f}%)")
-    print(f"block 4 KiB random read host {med['host_rand']:.0f} IOPS  guest {med['guest_rand']:.0f} IOPS  ({100 * med['guest_rand'] / med['host_rand']:.0f}%)")
+    for key, name, unit in (("seq", "sequential read, cold ", "MB/s"), ("rand", "4 KiB random read, cold", "IOPS"),
+                            ("warm", "sequential read, warm ", "MB/s")):
+        print(f"block {name}  host {med['host_' + key]:.0f} {unit}   guest {med['guest_' + key]:.0f} {unit}   "
+              f"guest/host of each pair: median {100 * statistics.median(ratios[key]):.0f}% "
+              f"({', '.join(f'{100 * r:.0f}' for r in ratios[key])})")
     print(f"TCP guest->host {med['g2h']:.0f} Mbit/s, host->guest {med['h2g']:.0f} Mbit/s (host loopback {med['loopback']:.0f} Mbit/s)")
 
 if __name__ == "__main__":

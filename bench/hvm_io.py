@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""HVM guest I/O beside QEMU, in one run, on hardware-assisted KVM: the same
+Debian guest (scripts/build-rootfs.sh, booted by the kit's kernel and
+initramfs, 2 vCPUs, 1 GiB) under `xeno run --hvm` (virtio-blk and virtio-net
+over PCI) and under QEMU (`-M pc`, virtio-blk-pci with aio=threads on the
+host's page cache, userspace virtio-net on a TAP, vhost off), each running
+the fio and iperf3 of bench/pv_io.py (cold and warm files, as there: /dev/vdb
+and /dev/vdc) and over the same TAP; the host's own fio on the files is the
+third column.
+
+On a software-nested KVM (kvm_pvm) no HVM guest reaches user space, so this
+refuses to run there and says so; PV guests are measured by bench/pv_io.py.
+
+Usage: bench/hvm_io.py [--runs 3] [--xeno PATH] [--cold-gib 32] [--block-only]
+"""
+import argparse, os, statistics, subprocess, sys, tempfile
+import pv_io
+from pv_io import FIO_RAND, FIO_SEQ, GUEST_IP, HOST_IP, IMAGE, TAP, bench_files, host_fio, iperf_mbps, iperf_server, sh
+
+KIT = pv_io.CACHE + "/kit"
+CMDLINE = "console=ttyS0 root=/dev/vda quiet"
+MAC = "52:54:00:77:00:02"
+
+
+class HVMGuest(pv_io.Guest):
+    """The Debian guest under one VMM, driven through its serial console."""
+    cold_disk, warm_disk = "/dev/vdb", "/dev/vdc"
+
+    def __init__(self, argv_for):
+        self.root = tempfile.mktemp(prefix="xeno-bench-root-", suffix=".ext4")
+        sh(f"cp --sparse=always {IMAGE} {self.root}")
+        self.p = subprocess.Popen(argv_for(self.root), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, bufsize=0)
+        self.out = b""
+        self.expect(b"xenolith login: ", 600)
+        self.send("root")
+        self.expect(b"root@xenolith:~# ", 60)
+        self.send(f"nic=$(ls /sys/class/net | grep -v '^lo$' | head -1); ip addr add {GUEST_IP}/24 dev $nic; ip link set $nic up; stty -echo")
+        self.expect(b"root@xenolith:~# ", 60)
+
+def xenolith_argv(xeno, cold, warm):
+    return lambda root: [xeno, "run", "--hvm", "--memory", "1G", "--vcpus", "2", "--disk", root, "--disk", cold,
+                         "--disk", warm, "--net", f"tap={TAP},mac={MAC}", "--cmdline", CMDLINE]
+
+
+def qemu_argv(cold, warm):
+    def argv(root):
+        a = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host", "-M", "pc", "-m", "1G", "-smp", "2",
+             "-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot",
+             "-kernel", KIT + "/vmlinuz", "-initrd", KIT + "/initrd.img", "-append", CMDLINE,
+             "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off",
+             "-device", f"virtio-net-pci,netdev=n0,mac={MAC}"]
+        for i, path in enumerate((root, cold, warm)):
+            a += ["-drive", f"file={path},if=none,id=d{i},format=raw,aio=threads,cache=writeback",
+                  "-device", f"virtio-blk-pci,drive=d{i}"]
+        return a
+    return argv
+
+
+def measure(guest, results, prefix, block_only, warm):
+    results[prefix + "_seq"].append(guest.fio(FIO_SEQ, "bw"))
+    results[prefix + "_rand"].append(guest.fio(FIO_RAND, "iops"))
+    results[prefix + "_warm"].append(guest.fio(FIO_SEQ, "bw", warm_file=warm))
+    if block_only:
+        return
+    s = iperf_server(HOST_IP)
+    try:
+        results[prefix + "_g2h"].append(iperf_mbps(guest.run(f"iperf3 -c {HOST_IP} -t 10 -J", 60)))
+        results[prefix + "_h2g"].append(iperf_mbps(guest.run(f"iperf3 -c {HOST_IP} -t 10 -J -R", 60)))
+    finally:
+        s.kill(); s.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--xeno", default=os.path.join(os.path.dirname(__file__), "../.build/release/xeno"))
+    ap.add_argument("--cold-gib", type=int, default=32)
+    ap.add_argument("--block-only", action="store_true", help="skip the network measurements")
+    a = ap.parse_args()
+    if os.path.exists("/sys/module/kvm_pvm"):
+        sys.exit("hvm_io: this KVM is software-nested (kvm_pvm): an HVM guest cannot run user space here, "
+                 "so neither VMM's guest can run fio; run bench/pv_io.py for PV guests, or this on hardware-assisted KVM")
+    for tool in ("fio", "iperf3", "qemu-system-x86_64"):
+        if not pv_io.shutil.which(tool):
+            sh(f"apt-get install -y -q {'qemu-system-x86' if tool.startswith('qemu') else tool} >/dev/null")
+    keys = ("host_seq", "host_rand", "host_warm") + tuple(f"{v}_{m}" for v in ("xeno", "qemu")
+                                                          for m in ("seq", "rand", "warm", "g2h", "h2g"))
+    results = {k: [] for k in keys}
+    with bench_files(a.cold_gib) as (cold, warm):
+        for run in range(a.runs):
+            results["host_seq"].append(host_fio(cold, FIO_SEQ, "bw"))
+            results["host_rand"].append(host_fio(cold, FIO_RAND, "iops"))
+            results["host_warm"].append(host_fio(warm, FIO_SEQ, "bw", warm=True))
+            for prefix, argv in (("xeno", xenolith_argv(a.xeno, cold, warm)), ("qemu", qemu_argv(cold, warm))):
+                g = HVMGuest(argv)
+                try:
+                    measure(g, results, prefix, a.block_only, warm)
+                finally:
+                    g.close()
+            print(f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in results.items() if v), flush=True)
+    med = {k: statistics.median(v) if v else float("nan") for k, v in results.items()}
+    print(f"\nmedians of {a.runs} runs (Xenolith / QEMU / host)")
+    print(f"block sequential read, warm {med['xeno_warm']:.0f} / {med['qemu_warm']:.0f} / {med['host_warm']:.0f} MB/s")
+    print(f"block sequential read   {med['xeno_seq']:.0f} / {med['qemu_seq']:.0f} / {med['host_seq']:.0f} MB/s   "
+          f"(Xenolith {100 * med['xeno_seq'] / med['qemu_seq']:.0f}% of QEMU, {100 * med['xeno_seq'] / med['host_seq']:.0f}% of host)")
+    print(f"block 4 KiB random read {med['xeno_rand']:.0f} / {med['qemu_rand']:.0f} / {med['host_rand']:.0f} IOPS  "
+          f"(Xenolith {100 * med['xeno_rand'] / med['qemu_rand']:.0f}% of QEMU)")
+    if not a.block_only:
+        print(f"TCP guest->host {med['xeno_g2h']:.0f} / {med['qemu_g2h']:.0f} Mbit/s, host->guest {med['xeno_h2g']:.0f} / {med['qemu_h2g']:.0f} Mbit/s")
+
+
+if __name__ == "__main__":
+    main()
