@@ -13,9 +13,9 @@ refuses to run there and says so; PV guests are measured by bench/pv_io.py.
 
 Usage: bench/hvm_io.py [--runs 3] [--xeno PATH] [--cold-gib 32] [--block-only]
 """
-import argparse, os, statistics, subprocess, sys, tempfile
+import argparse, os, statistics, sys
 import pv_io
-from pv_io import FIO_RAND, FIO_SEQ, GUEST_IP, HOST_IP, IMAGE, TAP, bench_files, host_fio, iperf_mbps, iperf_server, sh
+from pv_io import FIO_RAND, FIO_SEQ, HOST_IP, TAP, bench_files, host_fio, iperf_mbps, iperf_server, sh
 
 KIT = pv_io.CACHE + "/kit"
 CMDLINE = "console=ttyS0 root=/dev/vda quiet"
@@ -26,17 +26,6 @@ class HVMGuest(pv_io.Guest):
     """The Debian guest under one VMM, driven through its serial console."""
     cold_disk, warm_disk = "/dev/vdb", "/dev/vdc"
 
-    def __init__(self, argv_for):
-        self.root = tempfile.mktemp(prefix="xeno-bench-root-", suffix=".ext4")
-        sh(f"cp --sparse=always {IMAGE} {self.root}")
-        self.p = subprocess.Popen(argv_for(self.root), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, bufsize=0)
-        self.out = b""
-        self.expect(b"xenolith login: ", 600)
-        self.send("root")
-        self.expect(b"root@xenolith:~# ", 60)
-        self.send(f"nic=$(ls /sys/class/net | grep -v '^lo$' | head -1); ip addr add {GUEST_IP}/24 dev $nic; ip link set $nic up; stty -echo")
-        self.expect(b"root@xenolith:~# ", 60)
 
 def xenolith_argv(xeno, cold, warm):
     return lambda root: [xeno, "run", "--hvm", "--memory", "1G", "--vcpus", "2", "--disk", root, "--disk", cold,

@@ -67,21 +67,25 @@ def random_file(path, mib):
     is four times slower here, and a sparse file's holes would read as free)."""
     sh(f"openssl enc -aes-128-ctr -pass pass:xenolith -nosalt -pbkdf2 < /dev/zero 2>/dev/null | head -c {mib}M > {path}")
 
+def pv_argv(xeno, cold, warm):
+    """The command line of a PV guest of the Debian image at `root`, with the
+    cold and warm files as xvdb and xvdc."""
+    return lambda root: [xeno, "run", "--memory", "1G", "--vcpus", "2", "--disk", root, "--disk", cold, "--disk", warm,
+                         "--net", f"tap={TAP},mac=00:16:3e:77:00:02", "--cmdline", "console=hvc0 root=/dev/xvda quiet"]
+
 class Guest:
-    """A PV guest booted from a copy of the Debian image, driven through its console."""
-    def __init__(self, xeno, cold, warm):
+    """The Debian image booted from a copy of it by `argv_for(copy)` (a PV
+    guest by default), driven through its console."""
+    def __init__(self, argv_for):
         self.root = tempfile.mktemp(prefix="xeno-bench-root-", suffix=".ext4")
         sh(f"cp --sparse=always {IMAGE} {self.root}")
-        self.p = subprocess.Popen([xeno, "run", "--memory", "1G", "--vcpus", "2", "--disk", self.root,
-                                   "--disk", cold, "--disk", warm,
-                                   "--net", f"tap={TAP},mac=00:16:3e:77:00:02",
-                                   "--cmdline", "console=hvc0 root=/dev/xvda quiet"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+        self.p = subprocess.Popen(argv_for(self.root), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, bufsize=0)
         self.out = b""
         self.expect(b"xenolith login: ", 600)
         self.send("root")
         self.expect(b"root@xenolith:~# ", 60)
-        # udev names the netfront NIC enX0 in the Debian system (eth0 in the kit).
+        # udev names the NIC enX0 (netfront) or enp0sN (virtio-net) in the Debian system.
         self.send(f"nic=$(ls /sys/class/net | grep -v '^lo$' | head -1); ip addr add {GUEST_IP}/24 dev $nic; ip link set $nic up; stty -echo")
         self.expect(b"root@xenolith:~# ", 60)
 
@@ -186,7 +190,7 @@ def main():
     ratios = {k: [] for k in ("seq", "rand", "warm")}
     with bench_files(a.cold_gib) as (cold, warm):
         for run in range(a.runs):
-            g = Guest(a.xeno, cold, warm)
+            g = Guest(pv_argv(a.xeno, cold, warm))
             try:
                 # Each guest figure right beside the host's, so that both meet
                 # the same disk (this machine's disk swings by 2x in minutes),
