@@ -5,8 +5,8 @@ initramfs, 2 vCPUs, 1 GiB) under `xeno run --hvm` (virtio-blk and virtio-net
 over PCI) and under QEMU (`-M pc`, virtio-blk-pci with aio=threads on the
 host's page cache, userspace virtio-net on a TAP, vhost off), each running
 the fio and iperf3 of bench/pv_io.py (cold and warm files, as there: /dev/vdb
-and /dev/vdc) and over the same TAP; the host's own fio on the files is the
-third column.
+and /dev/vdc) and over the same TAP; the host's own fio on the same files runs beside
+each guest's, as in bench/pv_io.py.
 
 On a software-nested KVM (kvm_pvm) no HVM guest reaches user space, so this
 refuses to run there and says so; PV guests are measured by bench/pv_io.py.
@@ -15,7 +15,7 @@ Usage: bench/hvm_io.py [--runs 3] [--xeno PATH] [--cold-gib 32] [--block-only]
 """
 import argparse, os, statistics, sys
 import pv_io
-from pv_io import FIO_RAND, FIO_SEQ, HOST_IP, TAP, bench_files, host_fio, iperf_mbps, iperf_server, sh
+from pv_io import TAP, bench_files, measure_block, measure_tcp, print_block, sh
 
 KIT = pv_io.CACHE + "/kit"
 CMDLINE = "console=ttyS0 root=/dev/vda quiet"
@@ -46,20 +46,6 @@ def qemu_argv(cold, warm):
     return argv
 
 
-def measure(guest, results, prefix, block_only, warm):
-    results[prefix + "_seq"].append(guest.fio(FIO_SEQ, "bw"))
-    results[prefix + "_rand"].append(guest.fio(FIO_RAND, "iops"))
-    results[prefix + "_warm"].append(guest.fio(FIO_SEQ, "bw", warm_file=warm))
-    if block_only:
-        return
-    s = iperf_server(HOST_IP)
-    try:
-        results[prefix + "_g2h"].append(iperf_mbps(guest.run(f"iperf3 -c {HOST_IP} -t 10 -J", 60)))
-        results[prefix + "_h2g"].append(iperf_mbps(guest.run(f"iperf3 -c {HOST_IP} -t 10 -J -R", 60)))
-    finally:
-        s.kill(); s.wait()
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -75,28 +61,27 @@ def main():
             sh(f"apt-get install -y -q {'qemu-system-x86' if tool.startswith('qemu') else tool} >/dev/null")
     keys = ("host_seq", "host_rand", "host_warm") + tuple(f"{v}_{m}" for v in ("xeno", "qemu")
                                                           for m in ("seq", "rand", "warm", "g2h", "h2g"))
-    results = {k: [] for k in keys}
+    results, ratios = {k: [] for k in keys}, {}
     with bench_files(a.cold_gib) as (cold, warm):
         for run in range(a.runs):
-            results["host_seq"].append(host_fio(cold, FIO_SEQ, "bw"))
-            results["host_rand"].append(host_fio(cold, FIO_RAND, "iops"))
-            results["host_warm"].append(host_fio(warm, FIO_SEQ, "bw", warm=True))
             for prefix, argv in (("xeno", xenolith_argv(a.xeno, cold, warm)), ("qemu", qemu_argv(cold, warm))):
                 g = HVMGuest(argv)
                 try:
-                    measure(g, results, prefix, a.block_only, warm)
+                    measure_block(g, prefix, run, cold, warm, results, ratios)
+                    if not a.block_only:
+                        measure_tcp(g, prefix, results)
                 finally:
                     g.close()
             print(f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in results.items() if v), flush=True)
     med = {k: statistics.median(v) if v else float("nan") for k, v in results.items()}
-    print(f"\nmedians of {a.runs} runs (Xenolith / QEMU / host)")
-    print(f"block sequential read, warm {med['xeno_warm']:.0f} / {med['qemu_warm']:.0f} / {med['host_warm']:.0f} MB/s")
-    print(f"block sequential read   {med['xeno_seq']:.0f} / {med['qemu_seq']:.0f} / {med['host_seq']:.0f} MB/s   "
-          f"(Xenolith {100 * med['xeno_seq'] / med['qemu_seq']:.0f}% of QEMU, {100 * med['xeno_seq'] / med['host_seq']:.0f}% of host)")
-    print(f"block 4 KiB random read {med['xeno_rand']:.0f} / {med['qemu_rand']:.0f} / {med['host_rand']:.0f} IOPS  "
-          f"(Xenolith {100 * med['xeno_rand'] / med['qemu_rand']:.0f}% of QEMU)")
+    print(f"\nmedians of {a.runs} runs (the host beside each VMM's guest)")
+    for prefix in ("xeno", "qemu"):
+        print_block(prefix, med, ratios)
+    print(f"Xenolith / QEMU: sequential cold {100 * med['xeno_seq'] / med['qemu_seq']:.0f}%, "
+          f"random {100 * med['xeno_rand'] / med['qemu_rand']:.0f}%, warm {100 * med['xeno_warm'] / med['qemu_warm']:.0f}%")
     if not a.block_only:
-        print(f"TCP guest->host {med['xeno_g2h']:.0f} / {med['qemu_g2h']:.0f} Mbit/s, host->guest {med['xeno_h2g']:.0f} / {med['qemu_h2g']:.0f} Mbit/s")
+        print(f"TCP guest->host {med['xeno_g2h']:.0f} / {med['qemu_g2h']:.0f} Mbit/s, "
+              f"host->guest {med['xeno_h2g']:.0f} / {med['qemu_h2g']:.0f} Mbit/s (Xenolith / QEMU)")
 
 
 if __name__ == "__main__":

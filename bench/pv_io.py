@@ -51,13 +51,18 @@ def fio_value(text, key):
     read = data["jobs"][0]["read"]
     return read["bw"] / 1024.0 if key == "bw" else read["iops"]
 
+def prepare_cache(warm_file):
+    """Before a run: `warm_file` read into the host's page cache, or with
+    None (a cold run) every cache dropped."""
+    if warm_file:
+        sh(f"cat {warm_file} > /dev/null")
+    else:
+        drop_caches()
+
 def host_fio(path, args, key, warm=False):
     """The host's fio on `path`: cold (caches dropped first) or warm (the
     file read into the page cache first, and kept there)."""
-    if warm:
-        sh(f"cat {path} > /dev/null")
-    else:
-        drop_caches()
+    prepare_cache(path if warm else None)
     out = subprocess.run(f"fio --filename={path} --direct=0 {'--invalidate=0 ' if warm else ''}{args}", shell=True,
                          check=True, capture_output=True, text=True).stdout
     return fio_value(out, key)
@@ -120,10 +125,7 @@ class Guest:
         """fio on the cold disk (the host's caches dropped first), or on the
         warm one with `warm_file`, its host file, read into the host's page
         cache first."""
-        if warm_file:
-            sh(f"cat {warm_file} > /dev/null")
-        else:
-            drop_caches()
+        prepare_cache(warm_file)
         device = self.warm_disk if warm_file else self.cold_disk
         return fio_value(self.run(f"fio --filename={device} --direct=1 {args}"), key)
 
@@ -151,6 +153,40 @@ def bench_files(cold_gib):
         for f in (cold, warm):
             if os.path.exists(f):
                 os.unlink(f)
+
+# The block measurements: name, fio job, figure, warm.
+BLOCK = (("seq", FIO_SEQ, "bw", False), ("rand", FIO_RAND, "iops", False), ("warm", FIO_SEQ, "bw", True))
+
+def measure_block(g, prefix, run, cold, warm, results, ratios):
+    """Each of guest `g`'s block figures (results[prefix + "_seq"]...) right
+    beside the host's, so that both meet the same disk (this machine's disk
+    swings by 2x in minutes), who goes first alternating run by run: the
+    side that reads the file second has read faster here, caches below this
+    machine's page cache presumably. ratios[prefix + "_seq"]... get the
+    guest/host ratio of each pair."""
+    for key, args, metric, warm_run in BLOCK:
+        host = lambda: results["host_" + key].append(host_fio(warm if warm_run else cold, args, metric, warm=warm_run))
+        guest = lambda: results[f"{prefix}_{key}"].append(g.fio(args, metric, warm_file=warm if warm_run else None))
+        for side in ((host, guest) if run % 2 == 0 else (guest, host)):
+            side()
+        ratios.setdefault(f"{prefix}_{key}", []).append(results[f"{prefix}_{key}"][-1] / results["host_" + key][-1])
+
+def measure_tcp(g, prefix, results):
+    """iperf3 guest -> host and host -> guest over the TAP."""
+    s = iperf_server(HOST_IP)
+    try:
+        results[prefix + "_g2h"].append(iperf_mbps(g.run(f"iperf3 -c {HOST_IP} -t 10 -J", 60)))
+        results[prefix + "_h2g"].append(iperf_mbps(g.run(f"iperf3 -c {HOST_IP} -t 10 -J -R", 60)))
+    finally:
+        s.kill(); s.wait()
+
+def print_block(prefix, med, ratios):
+    for key, name, unit in (("seq", "sequential read, cold ", "MB/s"), ("rand", "4 KiB random read, cold", "IOPS"),
+                            ("warm", "sequential read, warm ", "MB/s")):
+        r = ratios[f"{prefix}_{key}"]
+        print(f"block {name}  host {med['host_' + key]:.0f} {unit}   {prefix} {med[f'{prefix}_{key}']:.0f} {unit}   "
+              f"{prefix}/host of each pair: median {100 * statistics.median(r):.0f}% "
+              f"({', '.join(f'{100 * x:.0f}' for x in r)})")
 
 def iperf_server(address):
     """A persistent iperf3 server, returned once it accepts connections
@@ -186,34 +222,18 @@ def main():
         if not shutil.which(tool):
             sh(f"apt-get install -y -q {tool} >/dev/null")
     results = {k: [] for k in ("host_seq", "guest_seq", "host_rand", "guest_rand", "host_warm", "guest_warm",
-                               "g2h", "h2g", "loopback")}
-    ratios = {k: [] for k in ("seq", "rand", "warm")}
+                               "guest_g2h", "guest_h2g", "loopback")}
+    ratios = {}
     with bench_files(a.cold_gib) as (cold, warm):
         for run in range(a.runs):
             g = Guest(pv_argv(a.xeno, cold, warm))
             try:
-                # Each guest figure right beside the host's, so that both meet
-                # the same disk (this machine's disk swings by 2x in minutes),
-                # and who goes first alternating run by run: the side that
-                # reads the file second has read faster here, caches below
-                # this machine's page cache presumably.
-                for key, args, metric, warm_run in (("seq", FIO_SEQ, "bw", False), ("rand", FIO_RAND, "iops", False),
-                                                    ("warm", FIO_SEQ, "bw", True)):
-                    host = lambda: results["host_" + key].append(host_fio(warm if warm_run else cold, args, metric, warm=warm_run))
-                    guest = lambda: results["guest_" + key].append(g.fio(args, metric, warm_file=warm if warm_run else None))
-                    for side in ((host, guest) if run % 2 == 0 else (guest, host)):
-                        side()
-                    ratios[key].append(results["guest_" + key][-1] / results["host_" + key][-1])
+                measure_block(g, "guest", run, cold, warm, results, ratios)
                 print(f"run {run + 1}: block " + ", ".join(f"{k}={results[k][-1]:.0f}" for k in
                       ("host_seq", "guest_seq", "host_rand", "guest_rand", "host_warm", "guest_warm")), flush=True)
                 if a.block_only:
                     continue
-                s = iperf_server(HOST_IP)
-                try:
-                    results["g2h"].append(iperf_mbps(g.run(f"iperf3 -c {HOST_IP} -t 10 -J", 60)))
-                    results["h2g"].append(iperf_mbps(g.run(f"iperf3 -c {HOST_IP} -t 10 -J -R", 60)))
-                finally:
-                    s.kill(); s.wait()
+                measure_tcp(g, "guest", results)
             finally:
                 g.close()
             if a.block_only:
@@ -229,12 +249,8 @@ def main():
             print(f"run {run + 1}: " + ", ".join(f"{k}={v[-1]:.0f}" for k, v in results.items() if v), flush=True)
     med = {k: statistics.median(v) if v else float("nan") for k, v in results.items()}
     print(f"\nmedians of {a.runs} runs")
-    for key, name, unit in (("seq", "sequential read, cold ", "MB/s"), ("rand", "4 KiB random read, cold", "IOPS"),
-                            ("warm", "sequential read, warm ", "MB/s")):
-        print(f"block {name}  host {med['host_' + key]:.0f} {unit}   guest {med['guest_' + key]:.0f} {unit}   "
-              f"guest/host of each pair: median {100 * statistics.median(ratios[key]):.0f}% "
-              f"({', '.join(f'{100 * r:.0f}' for r in ratios[key])})")
-    print(f"TCP guest->host {med['g2h']:.0f} Mbit/s, host->guest {med['h2g']:.0f} Mbit/s (host loopback {med['loopback']:.0f} Mbit/s)")
+    print_block("guest", med, ratios)
+    print(f"TCP guest->host {med['guest_g2h']:.0f} Mbit/s, host->guest {med['guest_h2g']:.0f} Mbit/s (host loopback {med['loopback']:.0f} Mbit/s)")
 
 if __name__ == "__main__":
     main()
