@@ -81,6 +81,7 @@ let package = Package(
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "VirtioPCITests", dependencies: ["VirtioPCI", "Virtio", "Machine", "BlockStorage", "HostNetwork", "KVM"]),
         .testTarget(name: "XenRingsTests", dependencies: ["XenRings", "BlockStorage"]),
+        .testTarget(name: "BlockStorageTests", dependencies: ["BlockStorage"]),
     ],
     swiftLanguageModes: [.v6]
 )

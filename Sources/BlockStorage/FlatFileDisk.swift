@@ -1,9 +1,29 @@
 import Glibc
 
+/// Whether a disk's I/O goes through the host's page cache.
+public enum DiskCaching: String, Sendable, Equatable {
+    /// The host caches nothing for the guest (O_DIRECT, QEMU's cache=none):
+    /// as Xen's blkback, which hands the guest's pages to the block layer.
+    /// The guest has a page cache of its own; a second one in the host
+    /// holds the same data in host memory no one accounts to the guest,
+    /// and a cold read through it costs the host about five times the CPU
+    /// of a direct one (docs/BENCHMARKS.md).
+    case direct
+    /// Reads and writes go through the host's page cache (QEMU's
+    /// cache=writeback): data the host has cached reads at memory speed,
+    /// and guests that share files share their cache.
+    case writeback
+}
+
 /// A guest disk kept as a flat (raw) file on the host, as the seed's test
 /// farm keeps its file systems: sector N of the disk is bytes N*512 of the
 /// file. One instance serves one guest device; its methods are safe to call
 /// from several threads (each is one positioned system call).
+///
+/// With `.direct` caching a transfer whose offset, lengths and buffers meet
+/// the file system's direct-I/O alignment goes through a second descriptor
+/// opened with O_DIRECT; anything else (a misaligned request, a refusal)
+/// takes the page cache, which the kernel keeps coherent with direct I/O.
 public final class FlatFileDisk: @unchecked Sendable {
     public static let sectorSize: UInt64 = 512
 
@@ -15,13 +35,20 @@ public final class FlatFileDisk: @unchecked Sendable {
     /// at most 20 bytes, derived from the file's device and inode numbers so
     /// that it stays the same across boots of the same file.
     public let serial: String
+    /// The caching in effect: `.writeback` when it was asked for, or when
+    /// the file system cannot do direct I/O.
+    public let caching: DiskCaching
     private let fd: Int32
+    /// The O_DIRECT descriptor (-1 without one).
+    private let directFD: Int32
+    /// Direct I/O's alignment masks: buffer addresses, and file offsets and lengths.
+    private let memoryMask: UInt, offsetMask: UInt
 
     public var sectors: UInt64 { size / Self.sectorSize }
 
     /// Opens `path` for a guest. A writable disk takes an exclusive advisory
     /// lock (a read-only one a shared lock), so two guests never write one file.
-    public init(path: String, readOnly: Bool) throws(DiskError) {
+    public init(path: String, readOnly: Bool, caching: DiskCaching = .direct) throws(DiskError) {
         self.path = path
         isReadOnly = readOnly
         let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
@@ -42,10 +69,48 @@ public final class FlatFileDisk: @unchecked Sendable {
         guard bytes >= Self.sectorSize else { close(fd); throw DiskError.tooSmall(path: path, size: bytes) }
         size = bytes & ~(Self.sectorSize - 1)
         self.fd = fd
+        let alignment = caching == .direct ? Self.directAlignment(fd) : nil
+        let direct = alignment == nil ? -1 : open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | hostODirect)
+        directFD = direct
+        self.caching = direct >= 0 ? .direct : .writeback
+        memoryMask = UInt(alignment?.memory ?? 1) - 1
+        offsetMask = UInt(alignment?.offset ?? 1) - 1
         serial = String(String(UInt64(st.st_dev), radix: 16).suffix(6)) + "-" + String(String(UInt64(st.st_ino), radix: 16).suffix(13))
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        if directFD >= 0 { close(directFD) }
+    }
+
+    /// The file system's direct-I/O alignment for the open file `fd`
+    /// (statx's STATX_DIOALIGN, Linux 6.1), or nil when it has none. A file
+    /// system that does not say is tried with 512 bytes: a transfer it
+    /// refuses takes the page cache.
+    private static func directAlignment(_ fd: Int32) -> (memory: Int, offset: Int)? {
+        let statxDIOAlign: UInt32 = 0x2000
+        return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { buffer in
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            let empty: [CChar] = [0]
+            guard hostStatx(fd, empty, 0x1000 /* AT_EMPTY_PATH */, statxDIOAlign, buffer.baseAddress!) == 0,
+                  buffer.load(as: UInt32.self) & statxDIOAlign != 0 else { return (512, 512) }
+            // struct statx: stx_dio_mem_align at byte 152, stx_dio_offset_align at 156.
+            let memory = Int(buffer.load(fromByteOffset: 152, as: UInt32.self))
+            let offset = Int(buffer.load(fromByteOffset: 156, as: UInt32.self))
+            guard memory > 0, offset > 0, memory & (memory - 1) == 0, offset & (offset - 1) == 0 else { return nil }
+            return (memory, offset)
+        }
+    }
+
+    /// Whether a transfer of `vectors` at `offset` meets direct I/O's
+    /// alignment (always false without a direct descriptor).
+    private func isDirectAligned(_ vectors: UnsafeBufferPointer<iovec>, at offset: UInt64) -> Bool {
+        guard directFD >= 0, UInt(truncatingIfNeeded: offset) & offsetMask == 0 else { return false }
+        for v in vectors where UInt(bitPattern: v.iov_base) & memoryMask != 0 || UInt(v.iov_len) & offsetMask != 0 {
+            return false
+        }
+        return true
+    }
 
     /// Whether `count` bytes at `offset` lie wholly on the disk.
     public func contains(offset: UInt64, count: UInt64) -> Bool {
@@ -86,6 +151,13 @@ public final class FlatFileDisk: @unchecked Sendable {
     public func read(vectors: UnsafeBufferPointer<iovec>, at offset: UInt64) -> Result<Void, DiskError> {
         let total = vectors.reduce(0) { $0 + $1.iov_len }
         guard contains(offset: offset, count: UInt64(total)) else { return .failure(.outOfRange) }
+        // Direct when aligned; a direct transfer that fails or falls short
+        // (a refusal, the end of the file) is done again through the page
+        // cache, which also gives the error its errno.
+        if isDirectAligned(vectors, at: offset),
+           preadv(directFD, vectors.baseAddress, Int32(vectors.count), off_t(offset)) == total {
+            return .success(())
+        }
         let n = preadv(fd, vectors.baseAddress, Int32(vectors.count), off_t(offset))
         if n == total { return .success(()) }
         return eachVector(vectors, at: offset) { read(into: UnsafeMutableRawBufferPointer(start: $0.iov_base, count: $0.iov_len), at: $1) }
@@ -96,6 +168,10 @@ public final class FlatFileDisk: @unchecked Sendable {
         guard !isReadOnly else { return .failure(.readOnly) }
         let total = vectors.reduce(0) { $0 + $1.iov_len }
         guard contains(offset: offset, count: UInt64(total)) else { return .failure(.outOfRange) }
+        if isDirectAligned(vectors, at: offset),
+           pwritev(directFD, vectors.baseAddress, Int32(vectors.count), off_t(offset)) == total {
+            return .success(())
+        }
         let n = pwritev(fd, vectors.baseAddress, Int32(vectors.count), off_t(offset))
         if n == total { return .success(()) }
         return eachVector(vectors, at: offset) { write(UnsafeRawBufferPointer(start: $0.iov_base, count: $0.iov_len), at: $1) }
@@ -161,6 +237,15 @@ public enum DiskError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// O_DIRECT on x86-64 (a _GNU_SOURCE constant the Glibc module does not export).
+private let hostODirect: Int32 = 0o40000
+
+/// glibc's statx(2), which the Glibc module does not export (a _GNU_SOURCE
+/// declaration); the result is read from the kernel's `struct statx` layout.
+@_silgen_name("statx")
+private func hostStatx(_ dirfd: Int32, _ path: UnsafePointer<CChar>, _ flags: Int32, _ mask: UInt32,
+                       _ buffer: UnsafeMutableRawPointer) -> Int32
 
 /// glibc's fallocate(2), which the Glibc module does not export (it is a
 /// _GNU_SOURCE declaration); all arguments are plain integers.

@@ -1,3 +1,4 @@
+import BlockStorage
 import Glibc
 
 /// What `xeno run` was asked to do.
@@ -39,10 +40,13 @@ public struct RunOptions: Sendable {
         public var mac: String?
     }
 
-    /// `--disk PATH[,ro]`.
+    /// `--disk PATH[,ro][,cache=none|writeback]`.
     public struct DiskOption: Sendable, Equatable {
         public var path: String
         public var readOnly: Bool
+        /// `cache=none` (the default: O_DIRECT, the host caches nothing for
+        /// the guest) or `cache=writeback` (the host's page cache), as QEMU spells them.
+        public var caching: DiskCaching = .direct
     }
 
     public init() {}
@@ -88,16 +92,18 @@ public struct RunOptions: Sendable {
                 let v = try value(a)
                 var parts = v.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
                 let path = parts.removeFirst()
-                guard !path.isEmpty else { throw UsageError("--disk needs a file path: --disk PATH[,ro]") }
-                var readOnly = false
+                guard !path.isEmpty else { throw UsageError("--disk needs a file path: --disk PATH[,ro][,cache=none|writeback]") }
+                var disk = DiskOption(path: path, readOnly: false)
                 for p in parts {
                     switch p {
-                    case "ro": readOnly = true
-                    case "rw": readOnly = false
-                    default: throw UsageError("--disk \(v): unknown option '\(p)' (ro or rw)")
+                    case "ro": disk.readOnly = true
+                    case "rw": disk.readOnly = false
+                    case "cache=none": disk.caching = .direct
+                    case "cache=writeback": disk.caching = .writeback
+                    default: throw UsageError("--disk \(v): unknown option '\(p)' (ro, rw, cache=none or cache=writeback)")
                     }
                 }
-                o.disks.append(DiskOption(path: path, readOnly: readOnly))
+                o.disks.append(disk)
             case "--xenstore-socket": o.storeSocket = try value(a)
             case "--restore": o.restore = try value(a)
             case "--vsock":

@@ -110,7 +110,11 @@ public enum Runner {
         var disks: [FlatFileDisk] = []
         for d in options.disks {
             do {
-                disks.append(try FlatFileDisk(path: d.path, readOnly: d.readOnly))
+                let disk = try FlatFileDisk(path: d.path, readOnly: d.readOnly, caching: d.caching)
+                if disk.caching != d.caching {
+                    note("disk \(d.path): the host file system has no direct I/O; reads and writes go through its page cache")
+                }
+                disks.append(disk)
             } catch {
                 fail("\(error)")
                 return 1
@@ -323,7 +327,10 @@ public enum Runner {
         return (kernel, initrd)
     }
 
-    static func fail(_ message: String) {
+    static func fail(_ message: String) { note(message) }
+
+    /// One line on stderr that the run goes on after.
+    static func note(_ message: String) {
         let line = "xeno: \(message)\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
     }

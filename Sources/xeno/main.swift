@@ -7,7 +7,7 @@ import VMM
 let usage = """
 usage: xeno run [--kernel PATH] [--initrd PATH] [--cmdline STR] [--memory SIZE]
                 [--vcpus N] [--maxvcpus M] [--name NAME] [--pv | --hvm] [--no-reboot]
-                [--disk PATH[,ro]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
+                [--disk PATH[,ro][,cache=none|writeback]]... [--net tap=NAME|bridge=BR[,mac=MAC]]...
                 [--xenstore-socket PATH] [--control PATH] [--vsock PATH [--vsock-cid N]]
                 [--restore FILE] [-- COMMAND...]
        xeno ctl PATH info | stats | vcpu-set N | mem-set SIZE | pause | unpause | save FILE

@@ -55,17 +55,7 @@ struct DiskTests {
         // The kit loads blkfront with 256 segments a request (1 MiB), all our
         // blkback takes; Linux's own default is 32 (128 KiB), and without
         // indirect requests it would be 44.
-        let md5 = Process()
-        let pipe = Pipe()
-        md5.executableURL = URL(fileURLWithPath: "/usr/bin/md5sum")
-        md5.standardInput = Pipe()
-        md5.standardOutput = pipe
-        try md5.run()
-        (md5.standardInput as! Pipe).fileHandleForWriting.write(random)
-        try (md5.standardInput as! Pipe).fileHandleForWriting.close()
-        md5.waitUntilExit()
-        let hostSum = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .split(separator: " ").first.map(String.init) ?? "?"
+        let hostSum = md5(random)
         #expect(r.commandOutput == ["1024", "2", "\(hostSum)  -", "copied"], "console: \(r.consoleLines.suffix(15))")
         let copy = try Data(contentsOf: URL(fileURLWithPath: path)).subdata(in: (8 << 20)..<(16 << 20))
         #expect(copy == random, "the guest's direct copy of the first 8 MiB differs on the host")
@@ -80,6 +70,67 @@ struct DiskTests {
                               "head -c 13 /dev/xvda; echo"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.commandOutput == ["64", "256", "option-marker"], "console: \(r.consoleLines.suffix(15))")
+    }
+
+    @Test("the host caches none of a guest's disk reads by default (O_DIRECT, as Xen's blkback), and caches them with cache=writeback")
+    func hostPageCache() throws {
+        // A file on a disk-backed file system (NSTemporaryDirectory may be
+        // tmpfs elsewhere, whose pages are all resident).
+        let path = "/var/tmp/xeno-cache-\(getpid())-\(UUID().uuidString).img"
+        defer { unlink(path) }
+        let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom")).readData(ofLength: 16 << 20)
+        try random.write(to: URL(fileURLWithPath: path))
+        let read8MiB = "dd if=/dev/xvda bs=1M count=8 iflag=direct 2>/dev/null | md5sum"
+        var resident: [String: Int] = [:]
+        for caching in ["none", "writeback"] {
+            try dropPageCache(path)
+            try #require(residentBytes(path) == 0, "the host still caches the file before the guest runs")
+            let r = try Xeno.run(["run", "--disk", path + ",cache=" + caching, "--", read8MiB])
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            #expect(r.commandOutput == [md5(random.prefix(8 << 20)) + "  -"], "cache=\(caching): console \(r.consoleLines.suffix(10))")
+            resident[caching] = try residentBytes(path)
+        }
+        #expect(resident["none"] == 0, "with cache=none the host cached \(resident["none"] ?? -1) bytes of the guest's reads")
+        #expect((resident["writeback"] ?? 0) >= 8 << 20, "with cache=writeback the host cached only \(resident["writeback"] ?? -1) bytes")
+    }
+
+    /// Writes back and drops the host's cached pages of `path`.
+    func dropPageCache(_ path: String) throws {
+        let fd = open(path, O_RDWR)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        fsync(fd)
+        try #require(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+    }
+
+    /// How many bytes of `path` are in the host's page cache (mincore).
+    func residentBytes(_ path: String) throws -> Int {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        let size = Int(st.st_size), page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let map = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), "mmap")
+        try #require(map != MAP_FAILED)
+        defer { munmap(map, size) }
+        var vector = [UInt8](repeating: 0, count: (size + page - 1) / page)
+        try #require(mincore(map, size, &vector) == 0)
+        return vector.reduce(0) { $0 + Int($1 & 1) } * page
+    }
+
+    func md5(_ data: Data) -> String {
+        let md5 = Process()
+        let input = Pipe(), output = Pipe()
+        md5.executableURL = URL(fileURLWithPath: "/usr/bin/md5sum")
+        md5.standardInput = input
+        md5.standardOutput = output
+        try? md5.run()
+        input.fileHandleForWriting.write(data)
+        try? input.fileHandleForWriting.close()
+        md5.waitUntilExit()
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: " ").first.map(String.init) ?? "?"
     }
 
     @Test("a read-only disk: the guest's kernel knows it is read-only and a write fails, the file is unchanged")
@@ -142,6 +193,13 @@ struct DiskBadInputTests {
         let r = try Xeno.run(["run", "--disk", "/tmp/x.img,rx"], timeout: 60)
         #expect(r.status == 2)
         #expect(r.stderr.contains("unknown option 'rx'"), "stderr: \(r.stderr)")
+    }
+
+    @Test("a cache mode other than none or writeback is refused")
+    func badCacheMode() throws {
+        let r = try Xeno.run(["run", "--disk", "/tmp/x.img,cache=unsafe"], timeout: 60)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("unknown option 'cache=unsafe'") && r.stderr.contains("cache=writeback"), "stderr: \(r.stderr)")
     }
 
     @Test("the same file given twice as writable is refused: it is in use")
