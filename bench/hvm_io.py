@@ -2,8 +2,9 @@
 """HVM guest I/O beside QEMU, in one run, on hardware-assisted KVM: the same
 Debian guest (scripts/build-rootfs.sh, booted by the kit's kernel and
 initramfs, 2 vCPUs, 1 GiB) under `xeno run --hvm` (virtio-blk and virtio-net
-over PCI) and under QEMU (`-M pc`, virtio-blk-pci with aio=threads on the
-host's page cache, userspace virtio-net on a TAP, vhost off), each running
+over PCI) and under QEMU (`-M pc`, virtio-blk-pci with aio=threads, cache=none
+as Xenolith's default and cache=writeback for the warm file as Xenolith's
+`cache=writeback` there, userspace virtio-net on a TAP, vhost off), each running
 the fio and iperf3 of bench/pv_io.py (cold and warm files, as there: /dev/vdb
 and /dev/vdc) and over the same TAP; the host's own fio on the same files runs beside
 each guest's, as in bench/pv_io.py.
@@ -29,7 +30,7 @@ class HVMGuest(pv_io.Guest):
 
 def xenolith_argv(xeno, cold, warm):
     return lambda root: [xeno, "run", "--hvm", "--memory", "1G", "--vcpus", "2", "--disk", root, "--disk", cold,
-                         "--disk", warm, "--net", f"tap={TAP},mac={MAC}", "--cmdline", CMDLINE]
+                         "--disk", warm + ",cache=writeback", "--net", f"tap={TAP},mac={MAC}", "--cmdline", CMDLINE]
 
 
 def qemu_argv(cold, warm):
@@ -39,8 +40,10 @@ def qemu_argv(cold, warm):
              "-kernel", KIT + "/vmlinuz", "-initrd", KIT + "/initrd.img", "-append", CMDLINE,
              "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off",
              "-device", f"virtio-net-pci,netdev=n0,mac={MAC}"]
-        for i, path in enumerate((root, cold, warm)):
-            a += ["-drive", f"file={path},if=none,id=d{i},format=raw,aio=threads,cache=writeback",
+        # The same caching as Xenolith's disks: none for the root and the
+        # cold disk (O_DIRECT), the host's page cache for the warm one.
+        for i, (path, cache) in enumerate(((root, "none"), (cold, "none"), (warm, "writeback"))):
+            a += ["-drive", f"file={path},if=none,id=d{i},format=raw,aio=threads,cache={cache}",
                   "-device", f"virtio-blk-pci,drive=d{i}"]
         return a
     return argv
@@ -59,9 +62,7 @@ def main():
     for tool in ("fio", "iperf3", "qemu-system-x86_64"):
         if not pv_io.shutil.which(tool):
             sh(f"apt-get install -y -q {'qemu-system-x86' if tool.startswith('qemu') else tool} >/dev/null")
-    keys = ("host_seq", "host_rand", "host_warm") + tuple(f"{v}_{m}" for v in ("xeno", "qemu")
-                                                          for m in ("seq", "rand", "warm", "g2h", "h2g"))
-    results, ratios = {k: [] for k in keys}, {}
+    results, ratios = pv_io.collections.defaultdict(list), {}
     with bench_files(a.cold_gib) as (cold, warm):
         for run in range(a.runs):
             for prefix, argv in (("xeno", xenolith_argv(a.xeno, cold, warm)), ("qemu", qemu_argv(cold, warm))):

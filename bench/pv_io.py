@@ -14,9 +14,13 @@ Block, two ways, each like for like:
   disk costs nothing. The host's fio runs with --invalidate=0 (fio's
   default drops the file's cache at every pass, which would make the host
   read its disk while the guest read the cache).
-The guest uses O_DIRECT (its own page cache out of the way); the VMM's
-blkback reads the file through the host's page cache, so the host's fio is
-buffered.
+The guest's fio uses O_DIRECT (its own page cache out of the way). The
+cold disk is the VMM's default, cache=none: blkback reads it with O_DIRECT
+too. So each cold figure of the guest sits beside two of the host's: fio
+buffered (what a process reading the file gets from the host's page cache
+and its read-ahead) and fio --direct=1 (the disk itself, read the way the
+guest and the VMM read it). The warm disk is attached with
+cache=writeback, so that the guest's reads come from the host's cache.
 
 Network: iperf3 TCP, 10 s, guest -> host and host -> guest (-R), over a TAP
 whose host end has 10.77.0.1/24. The host's own iperf3 over loopback is
@@ -27,7 +31,7 @@ docs/BENCHMARKS.md), so the QEMU columns of the issue are not measured here.
 
 Usage: bench/pv_io.py [--runs 3] [--xeno PATH] [--cold-gib 32] [--block-only]
 """
-import argparse, contextlib, json, os, re, select, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, collections, contextlib, json, os, re, select, shutil, statistics, subprocess, sys, tempfile, time
 
 CACHE = os.environ.get("XENOLITH_CACHE", "/var/cache/xenolith")
 IMAGE = CACHE + "/images/bookworm.ext4"
@@ -59,12 +63,13 @@ def prepare_cache(warm_file):
     else:
         drop_caches()
 
-def host_fio(path, args, key, warm=False):
+def host_fio(path, args, key, warm=False, direct=False):
     """The host's fio on `path`: cold (caches dropped first) or warm (the
-    file read into the page cache first, and kept there)."""
+    file read into the page cache first, and kept there); buffered unless
+    `direct`."""
     prepare_cache(path if warm else None)
-    out = subprocess.run(f"fio --filename={path} --direct=0 {'--invalidate=0 ' if warm else ''}{args}", shell=True,
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(f"fio --filename={path} --direct={int(direct)} {'--invalidate=0 ' if warm else ''}{args}",
+                         shell=True, check=True, capture_output=True, text=True).stdout
     return fio_value(out, key)
 
 def random_file(path, mib):
@@ -74,8 +79,10 @@ def random_file(path, mib):
 
 def pv_argv(xeno, cold, warm):
     """The command line of a PV guest of the Debian image at `root`, with the
-    cold and warm files as xvdb and xvdc."""
-    return lambda root: [xeno, "run", "--memory", "1G", "--vcpus", "2", "--disk", root, "--disk", cold, "--disk", warm,
+    cold and warm files as xvdb (cache=none, the default) and xvdc
+    (cache=writeback)."""
+    return lambda root: [xeno, "run", "--memory", "1G", "--vcpus", "2", "--disk", root, "--disk", cold,
+                         "--disk", warm + ",cache=writeback",
                          "--net", f"tap={TAP},mac=00:16:3e:77:00:02", "--cmdline", "console=hvc0 root=/dev/xvda quiet"]
 
 class Guest:
@@ -159,17 +166,25 @@ BLOCK = (("seq", FIO_SEQ, "bw", False), ("rand", FIO_RAND, "iops", False), ("war
 
 def measure_block(g, prefix, run, cold, warm, results, ratios):
     """Each of guest `g`'s block figures (results[prefix + "_seq"]...) right
-    beside the host's, so that both meet the same disk (this machine's disk
-    swings by 2x in minutes), who goes first alternating run by run: the
-    side that reads the file second has read faster here, caches below this
-    machine's page cache presumably. ratios[prefix + "_seq"]... get the
-    guest/host ratio of each pair."""
+    beside the host's (results["host_seq"], and for cold reads also
+    results["hostdirect_seq"]...), so that both meet the same disk (this
+    machine's disk swings by 2x in minutes), who goes first alternating run
+    by run: the side that reads the file second has read faster here,
+    caches below this machine's page cache presumably. ratios[prefix +
+    "_seq"] gets the guest/host-buffered ratio of each pair, ratios[prefix +
+    "_seq_direct"] the guest/host-direct one."""
     for key, args, metric, warm_run in BLOCK:
-        host = lambda: results["host_" + key].append(host_fio(warm if warm_run else cold, args, metric, warm=warm_run))
+        def host():
+            results["host_" + key].append(host_fio(warm if warm_run else cold, args, metric, warm=warm_run))
+            if not warm_run:
+                results["hostdirect_" + key].append(host_fio(cold, args, metric, direct=True))
         guest = lambda: results[f"{prefix}_{key}"].append(g.fio(args, metric, warm_file=warm if warm_run else None))
         for side in ((host, guest) if run % 2 == 0 else (guest, host)):
             side()
-        ratios.setdefault(f"{prefix}_{key}", []).append(results[f"{prefix}_{key}"][-1] / results["host_" + key][-1])
+        mine = results[f"{prefix}_{key}"][-1]
+        ratios.setdefault(f"{prefix}_{key}", []).append(mine / results["host_" + key][-1])
+        if not warm_run:
+            ratios.setdefault(f"{prefix}_{key}_direct", []).append(mine / results["hostdirect_" + key][-1])
 
 def measure_tcp(g, prefix, results):
     """iperf3 guest -> host and host -> guest over the TAP."""
@@ -181,12 +196,16 @@ def measure_tcp(g, prefix, results):
         s.kill(); s.wait()
 
 def print_block(prefix, med, ratios):
+    def pairs(r):
+        return f"median {100 * statistics.median(r):.0f}% ({', '.join(f'{100 * x:.0f}' for x in r)})"
     for key, name, unit in (("seq", "sequential read, cold ", "MB/s"), ("rand", "4 KiB random read, cold", "IOPS"),
                             ("warm", "sequential read, warm ", "MB/s")):
-        r = ratios[f"{prefix}_{key}"]
-        print(f"block {name}  host {med['host_' + key]:.0f} {unit}   {prefix} {med[f'{prefix}_{key}']:.0f} {unit}   "
-              f"{prefix}/host of each pair: median {100 * statistics.median(r):.0f}% "
-              f"({', '.join(f'{100 * x:.0f}' for x in r)})")
+        line = (f"block {name}  {prefix} {med[f'{prefix}_{key}']:.0f} {unit}   host buffered {med['host_' + key]:.0f} {unit}, "
+                f"{prefix}/host of each pair: {pairs(ratios[f'{prefix}_{key}'])}")
+        if f"{prefix}_{key}_direct" in ratios:
+            line += (f"\n{'':32}host direct {med['hostdirect_' + key]:.0f} {unit}, "
+                     f"{prefix}/host of each pair: {pairs(ratios[f'{prefix}_{key}_direct'])}")
+        print(line)
 
 def iperf_server(address):
     """A persistent iperf3 server, returned once it accepts connections
@@ -221,8 +240,7 @@ def main():
     for tool in ("fio", "iperf3"):
         if not shutil.which(tool):
             sh(f"apt-get install -y -q {tool} >/dev/null")
-    results = {k: [] for k in ("host_seq", "guest_seq", "host_rand", "guest_rand", "host_warm", "guest_warm",
-                               "guest_g2h", "guest_h2g", "loopback")}
+    results = collections.defaultdict(list)
     ratios = {}
     with bench_files(a.cold_gib) as (cold, warm):
         for run in range(a.runs):
@@ -230,7 +248,8 @@ def main():
             try:
                 measure_block(g, "guest", run, cold, warm, results, ratios)
                 print(f"run {run + 1}: block " + ", ".join(f"{k}={results[k][-1]:.0f}" for k in
-                      ("host_seq", "guest_seq", "host_rand", "guest_rand", "host_warm", "guest_warm")), flush=True)
+                      ("host_seq", "hostdirect_seq", "guest_seq", "host_rand", "hostdirect_rand", "guest_rand",
+                       "host_warm", "guest_warm")), flush=True)
                 if a.block_only:
                     continue
                 measure_tcp(g, "guest", results)
