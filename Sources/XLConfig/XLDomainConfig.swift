@@ -233,6 +233,9 @@ public struct XLDiskSpec: Sendable, Equatable {
                 }
             } else if part == "cdrom" {
                 cdrom = true
+            } else if part == "direct-io-safe" {
+                // xl's leave for the backend to use O_DIRECT: Xenolith's
+                // disks use it unless `--disk ...,cache=writeback` asks otherwise.
             } else {
                 positional.append(String(part))
             }

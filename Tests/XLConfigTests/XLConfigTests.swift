@@ -159,6 +159,13 @@ import XLConfig
         #expect(d.target == "/dev/vg/guest-volume" && d.vdev == "hda" && !d.readOnly && d.format == "raw")
     }
 
+    @Test("xl's direct-io-safe flag is accepted: direct I/O is already every disk's default")
+    func directIOSafe() throws {
+        let d = try XLDiskSpec("/var/lib/xen/images/guest.img,raw,xvda,rw,direct-io-safe")
+        #expect(d == (try XLDiskSpec("/var/lib/xen/images/guest.img,raw,xvda,rw")))
+        #expect(d.target == "/var/lib/xen/images/guest.img" && d.vdev == "xvda")
+    }
+
     @Test func cdromsAreReadOnly() throws {
         for spec in ["/root/image.iso,,hdc,cdrom", "/root/image.iso,,hdc,,cdrom", "/root/image.iso,raw,hdc,devtype=cdrom",
                      "raw:/root/image.iso,hdc:cdrom,ro"] {
