@@ -55,7 +55,7 @@ struct DiskTests {
         // The kit loads blkfront with 256 segments a request (1 MiB), all our
         // blkback takes; Linux's own default is 32 (128 KiB), and without
         // indirect requests it would be 44.
-        let hostSum = md5(random)
+        let hostSum = md5Hex(Array(random))
         #expect(r.commandOutput == ["1024", "2", "\(hostSum)  -", "copied"], "console: \(r.consoleLines.suffix(15))")
         let copy = try Data(contentsOf: URL(fileURLWithPath: path)).subdata(in: (8 << 20)..<(16 << 20))
         #expect(copy == random, "the guest's direct copy of the first 8 MiB differs on the host")
@@ -87,7 +87,7 @@ struct DiskTests {
             try #require(residentBytes(path) == 0, "the host still caches the file before the guest runs")
             let r = try Xeno.run(["run", "--disk", path + ",cache=" + caching, "--", read8MiB])
             #expect(r.status == 0, "stderr: \(r.stderr)")
-            #expect(r.commandOutput == [md5(random.prefix(8 << 20)) + "  -"], "cache=\(caching): console \(r.consoleLines.suffix(10))")
+            #expect(r.commandOutput == [md5Hex(Array(random.prefix(8 << 20))) + "  -"], "cache=\(caching): console \(r.consoleLines.suffix(10))")
             resident[caching] = try residentBytes(path)
         }
         #expect(resident["none"] == 0, "with cache=none the host cached \(resident["none"] ?? -1) bytes of the guest's reads")
@@ -117,20 +117,6 @@ struct DiskTests {
         var vector = [UInt8](repeating: 0, count: (size + page - 1) / page)
         try #require(mincore(map, size, &vector) == 0)
         return vector.reduce(0) { $0 + Int($1 & 1) } * page
-    }
-
-    func md5(_ data: Data) -> String {
-        let md5 = Process()
-        let input = Pipe(), output = Pipe()
-        md5.executableURL = URL(fileURLWithPath: "/usr/bin/md5sum")
-        md5.standardInput = input
-        md5.standardOutput = output
-        try? md5.run()
-        input.fileHandleForWriting.write(data)
-        try? input.fileHandleForWriting.close()
-        md5.waitUntilExit()
-        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .split(separator: " ").first.map(String.init) ?? "?"
     }
 
     @Test("a read-only disk: the guest's kernel knows it is read-only and a write fails, the file is unchanged")

@@ -43,22 +43,6 @@ struct ExecTests {
                        seconds: Date().timeIntervalSince(start))
     }
 
-    /// md5 of `data` by the host's md5sum.
-    static func md5(_ data: Data) -> String {
-        let path = NSTemporaryDirectory() + "xeno-exec-md5-\(getpid())-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: path, contents: data)
-        defer { unlink(path) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/md5sum")
-        p.arguments = [path]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        do { try p.run() } catch { return "md5sum failed: \(error)" }
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return String(text.prefix(32))
-    }
-
     @Test("exec by name: output and status, 1 MiB of binary output, stdin at EOF, --timeout, --control, one guest per name")
     func execInGuest() throws {
         let name = "exec-guest-\(getpid())"
@@ -108,7 +92,7 @@ struct ExecTests {
             if data.count > 1_048_576 {
                 let guestSum = String(decoding: data[1_048_576...], as: UTF8.self)
                 #expect(guestSum.hasSuffix("  /tmp/big\n"), "\(guestSum)")
-                #expect(Self.md5(data[0..<1_048_576]) == String(guestSum.prefix(32)), "guest md5 \(guestSum)")
+                #expect(md5Hex(Array(data[0..<1_048_576])) == String(guestSum.prefix(32)), "guest md5 \(guestSum)")
             }
             print("exec: 1 MiB of output in \(String(format: "%.1f", big.seconds)) s")
         }
