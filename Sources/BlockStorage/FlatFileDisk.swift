@@ -1,7 +1,7 @@
 import Glibc
 
 /// Whether a disk's I/O goes through the host's page cache.
-public enum DiskCaching: String, Sendable, Equatable {
+public enum DiskCaching: Sendable, Equatable {
     /// The host caches nothing for the guest (O_DIRECT, QEMU's cache=none):
     /// as Xen's blkback, which hands the guest's pages to the block layer.
     /// The guest has a page cache of its own; a second one in the host
@@ -91,8 +91,7 @@ public final class FlatFileDisk: @unchecked Sendable {
         let statxDIOAlign: UInt32 = 0x2000
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { buffer in
             buffer.initializeMemory(as: UInt8.self, repeating: 0)
-            let empty: [CChar] = [0]
-            guard hostStatx(fd, empty, 0x1000 /* AT_EMPTY_PATH */, statxDIOAlign, buffer.baseAddress!) == 0,
+            guard hostStatx(fd, "", 0x1000 /* AT_EMPTY_PATH */, statxDIOAlign, buffer.baseAddress!) == 0,
                   buffer.load(as: UInt32.self) & statxDIOAlign != 0 else { return (512, 512) }
             // struct statx: stx_dio_mem_align at byte 152, stx_dio_offset_align at 156.
             let memory = Int(buffer.load(fromByteOffset: 152, as: UInt32.self))
