@@ -14,7 +14,7 @@ refuses to run there and says so; PV guests are measured by bench/pv_io.py.
 
 Usage: bench/hvm_io.py [--runs 3] [--xeno PATH] [--cold-gib 32] [--block-only]
 """
-import argparse, os, statistics, sys
+import argparse, collections, os, shutil, statistics, sys
 import pv_io
 from pv_io import TAP, bench_files, measure_block, measure_tcp, print_block, sh
 
@@ -60,9 +60,9 @@ def main():
         sys.exit("hvm_io: this KVM is software-nested (kvm_pvm): an HVM guest cannot run user space here, "
                  "so neither VMM's guest can run fio; run bench/pv_io.py for PV guests, or this on hardware-assisted KVM")
     for tool in ("fio", "iperf3", "qemu-system-x86_64"):
-        if not pv_io.shutil.which(tool):
+        if not shutil.which(tool):
             sh(f"apt-get install -y -q {'qemu-system-x86' if tool.startswith('qemu') else tool} >/dev/null")
-    results, ratios = pv_io.collections.defaultdict(list), {}
+    results, ratios = collections.defaultdict(list), {}
     with bench_files(a.cold_gib) as (cold, warm):
         for run in range(a.runs):
             for prefix, argv in (("xeno", xenolith_argv(a.xeno, cold, warm)), ("qemu", qemu_argv(cold, warm))):

@@ -31,7 +31,7 @@ docs/BENCHMARKS.md), so the QEMU columns of the issue are not measured here.
 
 Usage: bench/pv_io.py [--runs 3] [--xeno PATH] [--cold-gib 32] [--block-only]
 """
-import argparse, collections, contextlib, json, os, re, select, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, collections, contextlib, json, os, select, shutil, statistics, subprocess, tempfile, time
 
 CACHE = os.environ.get("XENOLITH_CACHE", "/var/cache/xenolith")
 IMAGE = CACHE + "/images/bookworm.ext4"
